@@ -1,0 +1,26 @@
+"""Keeps native libraries' start-up chatter off the terminal, so users see the scripts' own messages."""
+import os
+from contextlib import contextmanager
+
+
+@contextmanager
+def native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null: C++ logging bypasses Python's sys.stderr."""
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(null)
+        os.close(saved)
+
+
+def load_quietly():
+    """Import TensorFlow and OpenCV with their logging turned down; call before anything else imports them."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+    # TensorFlow prints CUDA and oneDNN notices while loading, before its log level applies.
+    with native_stderr_silenced():
+        import tensorflow  # noqa: F401
+    import cv2  # noqa: F401

@@ -1,0 +1,97 @@
+"""The five-block ELU/BatchNorm "little VGG" and its .h5 file, which carries its own class names.
+
+    model = build_little_vgg(num_classes=5)
+    save_model(model, "Emotion_little_vgg.h5", ["angry", "happy", "neutral", "sad", "surprise"])
+    model, class_names = load_model("Emotion_little_vgg.h5")
+"""
+import json
+import os
+from pathlib import Path
+
+import h5py
+import keras
+from keras import layers
+
+from .constants import DEFAULT_CLASS_NAMES, IMAGE_SIZE
+
+CONV_WIDTHS = (32, 64, 128, 256, 256)
+DENSE_WIDTHS = (256, 128)
+
+
+def build_little_vgg(num_classes, widths=CONV_WIDTHS, dense_widths=DENSE_WIDTHS,
+                     conv_dropout=0.2, dense_dropout=0.4):
+    """Uncompiled model: (n, 48, 48, 1) raw 0-255 grey pixels -> (n, num_classes) softmax."""
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
+    # Normalisation lives in the model so every caller feeds raw pixels and none can forget it.
+    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(inputs)
+    for block, width in enumerate(widths, start=1):
+        for conv in (1, 2):
+            x = layers.Conv2D(width, 3, padding="same", kernel_initializer="he_normal",
+                              name=f"block{block}_conv{conv}")(x)
+            x = layers.ELU(name=f"block{block}_elu{conv}")(x)
+            x = layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
+        x = layers.MaxPooling2D(name=f"block{block}_pool")(x)
+        x = layers.Dropout(conv_dropout, name=f"block{block}_dropout")(x)
+    x = layers.Flatten(name="flatten")(x)
+    for index, width in enumerate(dense_widths, start=1):
+        x = layers.Dense(width, kernel_initializer="he_normal", name=f"fc{index}")(x)
+        x = layers.ELU(name=f"fc{index}_elu")(x)
+        x = layers.BatchNormalization(name=f"fc{index}_bn")(x)
+        x = layers.Dropout(dense_dropout, name=f"fc{index}_dropout")(x)
+    # float32 output even under a mixed-precision policy, so softmax scores stay exact.
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="emotion")(x)
+    return keras.Model(inputs, outputs, name="little_vgg")
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be used: missing, not HDF5, unsafe, or not a 48x48 grey classifier."""
+
+
+def save_model(model, path, class_names):
+    """Write model to a .h5 with a root attribute class_names (JSON list in output order), atomically."""
+    path = Path(path)
+    if len(class_names) != model.output_shape[-1]:
+        raise ValueError(f"{len(class_names)} class names for {model.output_shape[-1]} outputs")
+    # Write beside the target and rename, so a crash mid-save never leaves a broken model behind.
+    partial = path.with_name(f".{path.stem}.partial.h5")
+    model.save(partial)
+    with h5py.File(partial, "a") as file:
+        file.attrs["class_names"] = json.dumps(list(class_names))
+    os.replace(partial, path)
+
+
+def read_class_names(path):
+    """The class_names attribute of a .h5 file, or None when the file has none."""
+    with h5py.File(path, "r") as file:
+        names = file.attrs.get("class_names")
+    return None if names is None else json.loads(names)
+
+
+def load_model(path):
+    """(model, class_names) from a .h5; raises ModelFileError with a one-line reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} not found (train one with: python training.py)")
+    try:
+        class_names = read_class_names(path)
+    except OSError:
+        raise ModelFileError(f"model file {path} is not a readable HDF5 file (truncated or another format?)") from None
+    try:
+        # safe_mode stays on: a .h5 can hold Python code (Lambda layers) that must never run.
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    # Keras raises many exception types for bad files; the user needs one line, not a traceback.
+    except Exception as error:  # noqa: BLE001
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelFileError(f"cannot load model {path}: {reason}") from None
+    if tuple(model.input_shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE, 1):
+        raise ModelFileError(f"model {path} takes input {model.input_shape[1:]}, "
+                             f"not {IMAGE_SIZE}x{IMAGE_SIZE} grey images")
+    outputs = model.output_shape[-1]
+    if class_names is None:
+        if outputs != len(DEFAULT_CLASS_NAMES):
+            raise ModelFileError(f"model {path} has {outputs} outputs and no class_names attribute")
+        print(f"notice: {path} has no class_names; assuming {', '.join(DEFAULT_CLASS_NAMES)}")
+        class_names = list(DEFAULT_CLASS_NAMES)
+    if len(class_names) != outputs:
+        raise ModelFileError(f"model {path} has {outputs} outputs but {len(class_names)} class names")
+    return model, class_names

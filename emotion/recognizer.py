@@ -1,0 +1,60 @@
+"""The toolkit as a Python API: faces and emotions from images, frames and videos.
+
+    from emotion import EmotionRecognizer
+    recognizer = EmotionRecognizer()
+    for face in recognizer.detect("photo.jpg"):
+        print(face.box, face.label, face.scores)
+    records = recognizer.analyze_video("clip.mp4")   # [{"frame", "time_s", "faces": [...]}]
+"""
+from pathlib import Path
+
+import cv2
+
+from .classify import EmotionClassifier, FaceTracker, make_faces
+from .constants import DEFAULT_MODEL_PATH
+from .detect import FaceDetector, crop_faces, to_gray
+from .model import load_model
+from .sources import SourceError, open_source
+
+
+class EmotionRecognizer:
+    """Haar faces + little-VGG emotions. Loads the model and cascade once; reuse one instance."""
+
+    def __init__(self, model=DEFAULT_MODEL_PATH, cascade=None, detect_width=320, margin=0.1, flip_average=False):
+        self.model, self.class_names = load_model(model)
+        self.detector = FaceDetector(cascade, detect_width=detect_width)
+        self.classifier = EmotionClassifier(self.model, self.class_names, flip_average=flip_average)
+        self.margin = margin
+
+    def process(self, frame, tracker=None):
+        """[Face] for one BGR or grey frame; with a FaceTracker, scores are smoothed across calls."""
+        gray = to_gray(frame)
+        boxes = self.detector.detect(gray)
+        scores = self.classifier.scores(crop_faces(gray, boxes, self.margin))
+        if tracker is not None:
+            return tracker.update(boxes, scores)
+        return make_faces(boxes, scores, self.class_names)
+
+    def detect(self, image):
+        """[Face] for one image, given as a BGR/grey numpy array or a file path; never smoothed."""
+        if isinstance(image, (str, Path)):
+            path, image = image, cv2.imread(str(image))
+            if image is None:
+                raise SourceError(f"image {path} cannot be read")
+        return self.process(image)
+
+    def tracker(self, smoothing=0.25):
+        return FaceTracker(self.class_names, smoothing=smoothing)
+
+    def analyze_video(self, path, smooth=True, max_frames=None):
+        """Per-frame records {"frame", "time_s", "faces": [Face.to_json() + "face_id"]} of a video file."""
+        source = open_source(path)
+        tracker = self.tracker() if smooth else None
+        records = []
+        for index, frame in enumerate(source.frames()):
+            if max_frames is not None and index >= max_frames:
+                break
+            faces = self.process(frame, tracker)
+            records.append({"frame": index, "time_s": round(index / (source.fps or 30.0), 3),
+                            "faces": [{**face.to_json(), "face_id": face.face_id} for face in faces]})
+        return records

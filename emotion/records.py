@@ -1,0 +1,84 @@
+"""Per-frame results on disk (JSON Lines or CSV), a run summary, and a picture of emotion over time.
+
+    with FrameLog("emotions.jsonl", class_names) as log:
+        log.write(frame_index, time_s, faces)
+    print(summarise(records, class_names)); plot_timeline(records, class_names, "emotions.png")
+"""
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # pictures go to files; the live window is OpenCV's
+import matplotlib.pyplot as plt
+
+
+class FrameLog:
+    """One JSON object per frame (.jsonl/.json) or one CSV row per face (.csv), flushed every frame."""
+
+    def __init__(self, path, class_names):
+        self.path, self.class_names = Path(path), list(class_names)
+        self.csv = self.path.suffix.lower() == ".csv"
+        self.file = open(self.path, "w", newline="")  # noqa: SIM115 - closed by close()/__exit__
+        if self.csv:
+            self.writer = csv.writer(self.file)
+            self.writer.writerow(["frame", "time_s", "face_id", "x", "y", "w", "h", "label", *self.class_names])
+
+    def write(self, frame, time_s, faces):
+        if self.csv:
+            for face in faces:
+                self.writer.writerow([frame, f"{time_s:.3f}", face.face_id, *face.box, face.label,
+                                      *(f"{face.scores[name]:.4f}" for name in self.class_names)])
+        else:
+            record = {"frame": frame, "time_s": round(time_s, 3),
+                      "faces": [{**face.to_json(), "face_id": face.face_id} for face in faces]}
+            self.file.write(json.dumps(record) + "\n")
+        # A crash or a killed run still leaves every processed frame on disk.
+        self.file.flush()
+
+    def close(self):
+        self.file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def summarise(records, class_names):
+    """Text: frames, faces seen, and each emotion's share of all face observations."""
+    labels = Counter(face["label"] for record in records for face in record["faces"])
+    total = sum(labels.values())
+    ids = {face.get("face_id") for record in records for face in record["faces"]}
+    lines = [f"{len(records)} frames, {total} face observations, {len(ids)} distinct face(s)"]
+    lines += [f"  {name:>9}: {labels[name] / total:6.1%}" for name in class_names if total]
+    return "\n".join(lines)
+
+
+def plot_timeline(records, class_names, path):
+    """PNG: each emotion's score over time, one panel per tracked face (the longest-seen faces first)."""
+    series = {}
+    for record in records:
+        for face in record["faces"]:
+            times, scores = series.setdefault(face.get("face_id", 0), ([], []))
+            times.append(record["time_s"])
+            scores.append([face["scores"][name] for name in class_names])
+    face_ids = sorted(series, key=lambda face_id: -len(series[face_id][0]))[:4]
+    figure, axes_list = plt.subplots(max(len(face_ids), 1), 1, figsize=(9, 2.6 * max(len(face_ids), 1)),
+                                     squeeze=False, sharex=True)
+    for axes, face_id in zip(axes_list[:, 0], face_ids):
+        times, scores = series[face_id]
+        for column, name in enumerate(class_names):
+            axes.plot(times, [row[column] for row in scores], label=name, linewidth=1.5)
+        axes.set(ylabel="score", ylim=(0, 1), title=f"face {face_id}")
+        axes.grid(alpha=0.3)
+    if not face_ids:
+        axes_list[0, 0].set_title("no faces found")
+    axes_list[0, 0].legend(loc="upper right", ncol=len(class_names), fontsize=8)
+    axes_list[-1, 0].set_xlabel("time (s)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

@@ -1,0 +1,223 @@
+"""Where frames come from and where annotated frames go: camera, video, image, folder, or the built-in demo.
+
+    source = open_source("0")                      # camera 0; or "clip.mp4", "photo.jpg", "photos/", "demo"
+    for frame in source.frames(): ...              # BGR uint8 frames; source.fps, source.size, source.kind
+    sink = open_sink("out.mp4", source)            # writes what the source's kind calls for
+"""
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import matplotlib
+import numpy as np
+
+
+class SourceError(ValueError):
+    """A source or output that cannot be used; the message says what to do instead."""
+
+
+def has_display():
+    """False where a window cannot open; checked first because imshow without one aborts the process."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def is_image_file(path):
+    return cv2.haveImageReader(str(path))
+
+
+def sample_face():
+    """A real face photo that matplotlib ships (Grace Hopper, 600x512 BGR); no download, no dataset."""
+    return cv2.imread(str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"))
+
+
+def demo_frames(count=300, size=(640, 480), faces=(sample_face,), seed=0):
+    """Generated BGR frames: face photos gliding and resizing over a textured background."""
+    width, height = size
+    random = np.random.default_rng(seed)
+    background = cv2.GaussianBlur(random.integers(40, 90, (height, width, 3), dtype=np.uint8), (0, 0), 9)
+    photos = [make() for make in faces]
+    for index in range(count):
+        frame = background.copy()
+        for number, photo in enumerate(photos):
+            phase = 2 * np.pi * (index / count + number / len(photos))
+            face_height = int(height * (0.45 + 0.1 * np.sin(phase * 2)) / max(1, len(photos) ** 0.5))
+            face = cv2.resize(photo, (face_height * photo.shape[1] // photo.shape[0], face_height))
+            x = int((width - face.shape[1]) * (0.5 + 0.4 * np.sin(phase)))
+            y = int((height - face.shape[0]) * (0.5 + 0.3 * np.cos(phase + number)))
+            frame[y:y + face.shape[0], x:x + face.shape[1]] = face
+        yield frame
+
+
+class Source:
+    """Frames from one input; kind is camera, video, image, folder or demo."""
+
+    def __init__(self, kind, frames, fps, size, names=None, expected_frames=None):
+        self.kind, self._frames, self.fps, self.size = kind, frames, fps, size
+        self.names = names  # file name of each frame, for folders and images
+        self.expected_frames = expected_frames
+        self.stopped_early = None  # set to a message when the source ended before its end
+
+    def frames(self):
+        return self._frames(self)
+
+
+def _video_frames(capture):
+    def read(source):
+        index = 0
+        try:
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                index += 1
+                yield frame
+        finally:
+            capture.release()
+        if source.expected_frames and index < source.expected_frames:
+            source.stopped_early = f"video ended after {index} of {source.expected_frames} frames (truncated?)"
+    return read
+
+
+def _camera_frames(capture, retries=20, retry_wait=0.05):
+    """Reads on a thread of its own, so the loop never waits on the camera and always gets the newest frame."""
+    def read(source):
+        latest, fresh, done = [None], threading.Event(), threading.Event()
+
+        def grab():
+            failures = 0
+            while not done.is_set():
+                ok, frame = capture.read()
+                if ok:
+                    failures, latest[0] = 0, frame
+                    fresh.set()
+                    continue
+                failures += 1
+                if failures > retries:
+                    source.stopped_early = "camera stopped delivering frames"
+                    break
+                time.sleep(retry_wait)
+            done.set()
+            fresh.set()
+
+        thread = threading.Thread(target=grab, daemon=True)
+        thread.start()
+        try:
+            while True:
+                fresh.wait()
+                fresh.clear()
+                if latest[0] is None or (done.is_set() and source.stopped_early):
+                    break
+                frame, latest[0] = latest[0], None
+                yield frame
+        finally:
+            done.set()
+            thread.join(timeout=1)
+            capture.release()
+    return read
+
+
+def open_source(spec):
+    """Source for a camera index ("0"), "demo", an image file, a folder of images, or a video file."""
+    spec = str(spec)
+    if spec.isdigit():
+        capture = cv2.VideoCapture(int(spec))
+        if not capture.isOpened():
+            raise SourceError(f"no camera at index {spec}: pass --source with another index, "
+                              "a video or image file, a folder, or 'demo'")
+        size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        return Source("camera", _camera_frames(capture), capture.get(cv2.CAP_PROP_FPS) or 30.0, size)
+    if spec == "demo":
+        return Source("demo", lambda source: demo_frames(), 30.0, (640, 480), expected_frames=300)
+    path = Path(spec)
+    if path.is_dir():
+        files = [file for file in sorted(path.iterdir()) if file.is_file() and not file.name.startswith(".")
+                 and is_image_file(file)]
+        if not files:
+            raise SourceError(f"folder {path} holds no image files")
+        return Source("folder", lambda source: _image_frames(files, source), 0.0, None,
+                      names=[file.name for file in files], expected_frames=len(files))
+    if not path.is_file():
+        raise SourceError(f"source {path} not found: pass a camera index, a video or image file, a folder, or 'demo'")
+    if is_image_file(path):
+        image = cv2.imread(str(path))
+        if image is None:
+            raise SourceError(f"image {path} cannot be read")
+        return Source("image", lambda source: iter([image]), 0.0, (image.shape[1], image.shape[0]),
+                      names=[path.name], expected_frames=1)
+    capture = cv2.VideoCapture(str(path))
+    ok, first = capture.read() if capture.isOpened() else (False, None)
+    if not ok:
+        raise SourceError(f"{path} is neither an image nor a video that OpenCV can read")
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+    expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    return Source("video", _video_frames(capture), capture.get(cv2.CAP_PROP_FPS) or 30.0,
+                  (first.shape[1], first.shape[0]), expected_frames=expected)
+
+
+def _image_frames(files, source):
+    for file in files:
+        image = cv2.imread(str(file))
+        if image is None:
+            print(f"warning: skipped unreadable image {file}", file=sys.stderr)
+            continue
+        yield image
+
+
+class VideoSink:
+    """Annotated frames into a video with the source's frame rate and size."""
+
+    def __init__(self, path, fps, size):
+        self.path = Path(path)
+        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps or 30.0, size)
+        if not self.writer.isOpened():
+            raise SourceError(f"cannot write video {path} (try a .mp4 or .avi name)")
+
+    def write(self, frame, name=None):
+        self.writer.write(frame)
+
+    def close(self):
+        self.writer.release()
+
+
+class ImageSink:
+    """Annotated images: into one file for an image source, or a folder of same-named files for a folder."""
+
+    def __init__(self, path, folder):
+        self.path, self.folder = Path(path), folder
+        if folder:
+            self.path.mkdir(parents=True, exist_ok=True)
+
+    def write(self, frame, name=None):
+        target = self.path / name if self.folder else self.path
+        if not cv2.imwrite(str(target), frame):
+            raise SourceError(f"cannot write image {target} (unknown image extension?)")
+
+    def close(self):
+        pass
+
+
+def check_output(output, source_spec, overwrite=False):
+    """Refuse, before any work, an output that would overwrite the source or an existing file unasked."""
+    output = Path(output)
+    if Path(source_spec).exists() and output.resolve() == Path(source_spec).resolve():
+        raise SourceError(f"output {output} is the source itself: choose another name")
+    if output.exists() and output.is_file() and not overwrite:
+        raise SourceError(f"{output} already exists: add --overwrite to replace it")
+    if not output.resolve().parent.is_dir():
+        raise SourceError(f"output folder {output.resolve().parent} does not exist")
+
+
+def open_sink(output, source):
+    """The sink that suits source: a video for camera/video/demo, an image or a folder for image inputs."""
+    if source.kind == "folder":
+        return ImageSink(output, folder=True)
+    if source.kind == "image":
+        if not is_image_file(output) and Path(output).suffix.lower() not in {".jpg", ".jpeg", ".png", ".bmp"}:
+            raise SourceError(f"output {output} should be an image file name (.jpg or .png) for an image source")
+        return ImageSink(output, folder=False)
+    return VideoSink(output, source.fps, source.size)

@@ -1,0 +1,70 @@
+"""Compiling, distributing and watching a training run: the pieces training.py wires together."""
+import csv
+import json
+import os
+import time
+
+import keras
+import tensorflow as tf
+
+
+def choose_strategy():
+    """tf.distribute strategy for what is visible: several machines (TF_CONFIG), several GPUs, or one device."""
+    if len(json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])) > 1:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def compile_model(model, learning_rate, steps_per_epoch, epochs, label_smoothing):
+    """AdamW with one warm-up epoch then cosine decay; the schedule follows optimizer.iterations, so it resumes."""
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=learning_rate / 10, warmup_target=learning_rate, warmup_steps=steps_per_epoch,
+        decay_steps=max(1, (epochs - 1) * steps_per_epoch), alpha=0.01)
+    model.compile(optimizer=keras.optimizers.AdamW(schedule),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+                  metrics=["accuracy"])
+    return model
+
+
+def time_input_pipeline(dataset, batches=20):
+    """Milliseconds the input pipeline alone needs to produce one batch (after one warm-up batch)."""
+    iterator = iter(dataset)
+    next(iterator)
+    start = time.perf_counter()
+    produced = sum(1 for _, _ in zip(range(batches), iterator))
+    return 1000 * (time.perf_counter() - start) / max(produced, 1)
+
+
+class ThroughputLogger(keras.callbacks.Callback):
+    """Adds images/s, the input pipeline's share of step time and the learning rate to each epoch's logs."""
+
+    def __init__(self, images_per_epoch, batches_per_epoch, pipeline_ms_per_batch):
+        super().__init__()
+        self.images_per_epoch = images_per_epoch
+        self.batches_per_epoch = batches_per_epoch
+        self.pipeline_ms_per_batch = pipeline_ms_per_batch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = self.train_end = time.perf_counter()
+
+    def on_test_begin(self, logs=None):
+        self.train_end = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        train_seconds = max(self.train_end - self.epoch_start, 1e-9)
+        step_ms = 1000 * train_seconds / self.batches_per_epoch
+        logs["images_per_s"] = self.images_per_epoch / train_seconds
+        logs["input_share"] = self.pipeline_ms_per_batch / step_ms
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(
+            self.model.optimizer.learning_rate))
+
+
+def best_logged(history_csv, metric="val_accuracy"):
+    """Best value of metric in a CSVLogger file, or None; lets a resumed run keep its earlier best."""
+    if not os.path.isfile(history_csv):
+        return None
+    with open(history_csv, newline="") as file:
+        values = [float(row[metric]) for row in csv.DictReader(file) if row.get(metric)]
+    return max(values, default=None)

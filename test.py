@@ -1,0 +1,129 @@
+"""Live facial emotion recognition: faces boxed and labelled on a webcam (or video, image, folder, demo).
+
+    python test.py                                  # webcam 0; q or Esc quits
+    python test.py --source demo                    # built-in clip, no camera needed
+    python test.py --source clip.mp4 --no-display --output annotated.mp4 --log emotions.csv
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from emotion.console import load_quietly
+from emotion.constants import DEFAULT_MODEL_PATH
+
+WINDOW = "Emotion recognition (q quits)"
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--source", default="0",
+                        help="camera index, video file, image file, folder of images, or 'demo'")
+    parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="trained .h5 model")
+    parser.add_argument("--cascade", default=None,
+                        help="Haar cascade XML (default: the copy beside test.py, else OpenCV's)")
+    parser.add_argument("--no-display", action="store_true", help="open no window (servers, CI)")
+    parser.add_argument("--output", default=None, help="write the annotated video, image or folder here")
+    parser.add_argument("--log", default=None, help="write per-frame results here: .jsonl (JSON Lines) or .csv")
+    parser.add_argument("--overwrite", action="store_true", help="replace --output/--log files that already exist")
+    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    parser.add_argument("--no-smoothing", action="store_true",
+                        help="show each frame's raw scores instead of scores smoothed per face over time")
+    parser.add_argument("--detect-width", type=int, default=320,
+                        help="run face detection on a copy of the frame this wide (0: full size)")
+    return parser.parse_args(argv)
+
+
+def fail(message):
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    display = not args.no_display
+    if display:
+        from emotion.sources import has_display
+        if not has_display():
+            return fail("no display available: add --no-display (with --output or --log to keep the results)")
+
+    load_quietly()
+    import cv2
+    from tqdm import tqdm
+
+    from emotion.detect import CascadeError
+    from emotion.draw import draw_faces, draw_fps
+    from emotion.model import ModelFileError
+    from emotion.recognizer import EmotionRecognizer
+    from emotion.records import FrameLog, plot_timeline, summarise
+    from emotion.sources import SourceError, check_output, open_sink, open_source
+
+    try:
+        for output in (args.output, args.log):
+            if output:
+                check_output(output, args.source, args.overwrite)
+        source = open_source(args.source)
+        recognizer = EmotionRecognizer(args.model, args.cascade, detect_width=args.detect_width or None)
+        sink = open_sink(args.output, source) if args.output else None
+    except (SourceError, ModelFileError, CascadeError) as error:
+        return fail(error)
+
+    class_names = recognizer.class_names
+    is_stream = source.kind in ("camera", "video", "demo")
+    tracker = recognizer.tracker() if is_stream and not args.no_smoothing else None
+    log = FrameLog(args.log, class_names) if args.log else None
+    records = []
+    progress = tqdm(total=source.expected_frames, unit="frame", disable=source.kind == "camera" or display)
+    fps, last = 0.0, time.perf_counter()
+    try:
+        for index, frame in enumerate(source.frames()):
+            if args.max_frames is not None and index >= args.max_frames:
+                break
+            faces = recognizer.process(frame, tracker)
+            time_s = index / source.fps if source.fps else float(index)
+            if log:
+                log.write(index, time_s, faces)
+            if source.kind != "camera":
+                records.append({"frame": index, "time_s": time_s,
+                                "faces": [{**face.to_json(), "face_id": face.face_id} for face in faces]})
+            now = time.perf_counter()
+            fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if fps else 1 / max(now - last, 1e-6)
+            last = now
+            draw_faces(frame, faces, class_names)
+            if is_stream:
+                draw_fps(frame, fps)
+            if sink:
+                sink.write(frame, source.names[index] if source.names else None)
+            progress.update()
+            if display:
+                try:
+                    cv2.imshow(WINDOW, frame)
+                except cv2.error:
+                    return fail("this OpenCV build cannot open windows (opencv-python-headless?): add --no-display")
+                # Streams keep moving; a still image waits for a key.
+                key = cv2.waitKey(1 if is_stream else 0) & 0xFF
+                if key in (ord("q"), 27) or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+                    break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        progress.close()
+        if sink:
+            sink.close()
+        if log:
+            log.close()
+        if display:
+            cv2.destroyAllWindows()
+    if source.stopped_early:
+        print(f"warning: {source.stopped_early}", file=sys.stderr)
+    if records and source.kind != "camera":
+        print(summarise(records, class_names))
+        if args.log:
+            picture = Path(args.log).with_suffix(".png")
+            plot_timeline(records, class_names, picture)
+            print(f"emotion over time: {picture}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

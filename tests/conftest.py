@@ -1,0 +1,66 @@
+"""Shared test data, all made here: synthetic face folders, a one-epoch model, a generated video."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CLASSES = ("angry", "happy", "neutral", "sad", "surprise")
+
+
+def run_script(script, *args, env=None, timeout=600):
+    """Run training.py or test.py as a user would; returns the CompletedProcess."""
+    environment = {**os.environ, **(env or {})}
+    environment = {key: value for key, value in environment.items() if value is not None}
+    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], capture_output=True, text=True,
+                          env=environment, timeout=timeout, check=False)
+
+
+def pattern_image(label, seed, size=48):
+    """A grey image whose stripe frequency encodes label, plus noise: learnable, but no real data."""
+    random = np.random.default_rng(seed)
+    rows = np.sin(np.linspace(0, (label + 1) * np.pi, size))[:, None] * np.ones((1, size))
+    image = 128 + 80 * rows + random.normal(0, 10, (size, size))
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def write_dataset(root, per_class=6, classes=CLASSES, seed=0):
+    """root/<class>/<n>.png synthetic images; returns root."""
+    for label, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            cv2.imwrite(str(root / name / f"{index}.png"), pattern_image(label, seed * 1000 + label * 100 + index))
+    return root
+
+
+def write_video(path, frames, fps=30.0):
+    frames = list(frames)
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A real .h5 that training.py trained for one epoch on synthetic folders."""
+    root = tmp_path_factory.mktemp("tiny_model")
+    write_dataset(root / "train", per_class=8)
+    write_dataset(root / "val", per_class=3, seed=1)
+    result = run_script("training.py", "--train-dir", root / "train", "--val-dir", root / "val", "--epochs", 1,
+                        "--batch-size", 8, "--precision", "float32", "--model-out", root / "model.h5")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return root / "model.h5"
+
+
+@pytest.fixture(scope="session")
+def face_video(tmp_path_factory):
+    """A 24-frame 640x480 clip of a real face photo moving over a background."""
+    from emotion.sources import demo_frames
+    return write_video(tmp_path_factory.mktemp("video") / "face.mp4", demo_frames(count=24))

@@ -1,0 +1,125 @@
+"""training.py and test.py driven as a user drives them: real processes, real files, exit codes."""
+import csv
+import json
+
+import cv2
+import h5py
+import pytest
+
+from tests.conftest import CLASSES, ROOT, run_script, write_dataset
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize("script", ["training.py", "test.py"])
+def test_help_lists_the_options(script):
+    result = run_script(script, "--help")
+    assert result.returncode == 0
+    assert "--model" in result.stdout and "(default:" in result.stdout
+
+
+def test_training_writes_a_model_with_its_class_names_and_a_report(tiny_model):
+    with h5py.File(tiny_model, "r") as file:
+        assert json.loads(file.attrs["class_names"]) == list(CLASSES)
+    stem = tiny_model.with_suffix("")
+    metrics = json.loads(stem.with_suffix(".metrics.json").read_text())
+    assert set(metrics["per_class"]) == set(CLASSES) and 0 <= metrics["accuracy"] <= 1
+    assert sum(map(sum, metrics["confusion_matrix"])) == metrics["images"] == 15
+    for picture in (".curves.png", ".confusion.png"):
+        assert cv2.imread(str(stem.with_suffix(picture))) is not None
+    with open(stem.with_suffix(".log.csv")) as file:
+        row = next(csv.DictReader(file))
+    assert float(row["images_per_s"]) > 0 and 0 <= float(row["input_share"])
+    assert not stem.with_suffix(".backup").exists(), "a finished run leaves no backup behind"
+
+
+def test_training_stops_with_one_line_when_a_class_is_missing(tmp_path):
+    write_dataset(tmp_path / "train", per_class=1, classes=CLASSES[:3])
+    result = run_script("training.py", "--train-dir", tmp_path / "train", "--val-dir", tmp_path / "train",
+                        "--model-out", tmp_path / "m.h5")
+    assert_one_line_error(result, "no folder for class", "sad")
+
+
+def test_training_refuses_an_output_folder_that_does_not_exist(tmp_path):
+    result = run_script("training.py", "--model-out", tmp_path / "absent" / "m.h5")
+    assert_one_line_error(result, "does not exist")
+
+
+def test_live_loop_on_a_video_logs_every_frame_and_writes_the_annotated_video(tiny_model, face_video, tmp_path):
+    log, output = tmp_path / "faces.jsonl", tmp_path / "annotated.mp4"
+    result = run_script("test.py", "--source", face_video, "--model", tiny_model, "--no-display",
+                        "--log", log, "--output", output)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [record["frame"] for record in records] == list(range(24))
+    with_faces = [record for record in records if record["faces"]]
+    assert len(with_faces) >= 20
+    face = with_faces[0]["faces"][0]
+    assert len(face["box"]) == 4 and face["label"] in CLASSES
+    assert set(face["scores"]) == set(CLASSES) and abs(sum(face["scores"].values()) - 1) < 0.01
+    video = cv2.VideoCapture(str(output))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 24
+    assert (video.get(cv2.CAP_PROP_FRAME_WIDTH), video.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (640, 480)
+    assert cv2.imread(str(log.with_suffix(".png"))) is not None
+    assert "face observations" in result.stdout
+
+
+def test_live_loop_writes_csv_with_one_row_per_face(tiny_model, face_video, tmp_path):
+    log = tmp_path / "faces.csv"
+    result = run_script("test.py", "--source", face_video, "--model", tiny_model, "--no-display", "--log", log,
+                        "--max-frames", 5)
+    assert result.returncode == 0, result.stderr
+    with open(log) as file:
+        rows = list(csv.DictReader(file))
+    assert list(rows[0]) == ["frame", "time_s", "face_id", "x", "y", "w", "h", "label", *CLASSES]
+    assert [int(row["frame"]) for row in rows] == list(range(5))
+
+
+def test_live_loop_on_a_photo_writes_an_annotated_image(tiny_model, tmp_path):
+    output = tmp_path / "out.png"
+    photo = tmp_path / "face.jpg"
+    from emotion.sources import sample_face
+    cv2.imwrite(str(photo), sample_face())
+    result = run_script("test.py", "--source", photo, "--model", tiny_model, "--no-display", "--output", output)
+    assert result.returncode == 0, result.stderr
+    annotated, original = cv2.imread(str(output)), cv2.imread(str(photo))
+    assert annotated.shape == original.shape and (annotated != original).any()
+
+
+@pytest.mark.parametrize("case", ["no camera", "missing source", "missing model", "broken model",
+                                  "existing output", "output is source", "no display", "missing cascade"])
+def test_user_mistakes_give_one_line_and_a_nonzero_exit(case, tiny_model, face_video, tmp_path):
+    broken = tmp_path / "broken.h5"
+    broken.write_bytes(b"garbage")
+    existing = tmp_path / "exists.mp4"
+    existing.write_bytes(b"keep me")
+    args, env, expected = {
+        "no camera": (["--source", "7", "--no-display"], None, "no camera at index 7"),
+        "missing source": (["--source", tmp_path / "nope.mp4", "--no-display"], None, "not found"),
+        "missing model": (["--source", face_video, "--model", tmp_path / "none.h5", "--no-display"], None,
+                          "python training.py"),
+        "broken model": (["--source", face_video, "--model", broken, "--no-display"], None, "not a readable HDF5"),
+        "existing output": (["--source", face_video, "--output", existing, "--no-display"], None, "--overwrite"),
+        "output is source": (["--source", face_video, "--output", face_video, "--no-display", "--overwrite"], None,
+                             "source itself"),
+        "no display": (["--source", face_video], {"DISPLAY": None, "WAYLAND_DISPLAY": None}, "--no-display"),
+        "missing cascade": (["--source", face_video, "--cascade", tmp_path / "x.xml", "--no-display"], None,
+                            "cascade file"),
+    }[case]
+    if "--model" not in args:
+        args += ["--model", tiny_model]
+    assert_one_line_error(run_script("test.py", *args, env=env), expected)
+    assert existing.read_bytes() == b"keep me"
+
+
+def test_committed_model_loads_with_its_class_names():
+    from emotion.model import load_model
+    model, names = load_model(ROOT / "Emotion_little_vgg.h5")
+    assert names == list(CLASSES) and model.output_shape == (None, 5)

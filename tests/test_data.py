@@ -1,0 +1,76 @@
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from emotion.data import DatasetError, balanced_class_weights, load_image_folder, make_dataset, read_face_image
+from tests.conftest import CLASSES, pattern_image, write_dataset
+
+
+def test_any_readable_image_becomes_48x48_grey(tmp_path):
+    colour = np.zeros((300, 200, 3), np.uint8)
+    colour[..., 2] = 255
+    cv2.imwrite(str(tmp_path / "big.jpg"), colour)
+    sixteen_bit = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "deep.png"), sixteen_bit)
+    rgba = np.dstack([colour[:50, :50], np.full((50, 50), 128, np.uint8)])
+    cv2.imwrite(str(tmp_path / "alpha.png"), rgba)
+    for name in ("big.jpg", "deep.png", "alpha.png"):
+        image = read_face_image(tmp_path / name)
+        assert image.shape == (48, 48) and image.dtype == np.uint8
+    assert 70 < read_face_image(tmp_path / "big.jpg").mean() < 80  # pure red is grey 76
+
+
+def test_unreadable_files_are_skipped_and_counted_hidden_files_ignored(tmp_path):
+    write_dataset(tmp_path, per_class=2)
+    (tmp_path / "happy" / "notes.txt").write_text("not an image")
+    (tmp_path / "happy" / "empty.jpg").write_bytes(b"")
+    (tmp_path / "sad" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (tmp_path / "sad" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    folder = load_image_folder(tmp_path, CLASSES)
+    assert len(folder.labels) == 10
+    assert sorted(path.name for path in folder.skipped) == ["empty.jpg", "notes.txt"]
+
+
+def test_nested_folders_and_class_case_are_merged(tmp_path):
+    write_dataset(tmp_path, per_class=2)
+    nested = tmp_path / "Happy" / "more" / "deeper"
+    nested.mkdir(parents=True)
+    cv2.imwrite(str(nested / "x.png"), pattern_image(1, 9))
+    (tmp_path / "disgust").mkdir()
+    cv2.imwrite(str(tmp_path / "disgust" / "y.png"), pattern_image(2, 9))
+    folder = load_image_folder(tmp_path, CLASSES)
+    assert folder.counts() == {"angry": 2, "happy": 3, "neutral": 2, "sad": 2, "surprise": 2}
+
+
+def test_missing_or_empty_class_stops_before_training(tmp_path):
+    write_dataset(tmp_path, per_class=1, classes=CLASSES[:4])
+    with pytest.raises(DatasetError, match="no folder for class.*surprise"):
+        load_image_folder(tmp_path, CLASSES)
+    (tmp_path / "surprise").mkdir()
+    (tmp_path / "surprise" / "broken.jpg").write_bytes(b"\xff\xd8 nope")
+    with pytest.raises(DatasetError, match="no readable image for class.*surprise"):
+        load_image_folder(tmp_path, CLASSES)
+    with pytest.raises(DatasetError, match="does not exist"):
+        load_image_folder(tmp_path / "absent", CLASSES)
+
+
+def test_balanced_class_weights_give_every_class_the_same_total():
+    labels = np.array([0] * 10 + [1] * 30 + [2] * 60)
+    weights = balanced_class_weights(labels, 3)
+    totals = [weights[k] * np.sum(labels == k) for k in range(3)]
+    np.testing.assert_allclose(totals, totals[0])
+    assert weights[0] > weights[1] > weights[2]
+
+
+def test_dataset_yields_float_pixels_and_one_hot_labels_and_augments_only_in_training():
+    images = np.stack([pattern_image(k % 5, k) for k in range(10)])[..., None]
+    labels = np.arange(10) % 5
+    plain = make_dataset(images, labels, 5, batch_size=4)
+    x, y = next(iter(plain))
+    assert x.dtype == tf.float32 and x.shape == (4, 48, 48, 1) and y.shape == (4, 5)
+    np.testing.assert_array_equal(x.numpy(), images[:4].astype(np.float32))
+    np.testing.assert_array_equal(y.numpy().argmax(axis=1), labels[:4])
+    augmented = next(iter(make_dataset(images, labels, 5, batch_size=10, training=True, seed=1)))[0].numpy()
+    assert augmented.shape == (10, 48, 48, 1)
+    assert not np.allclose(np.sort(augmented.ravel()), np.sort(images.ravel().astype(np.float32)))

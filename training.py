@@ -1,0 +1,163 @@
+"""Train the five-block little VGG on 48x48 grey face folders and save Emotion_little_vgg.h5.
+
+    python training.py --train-dir ../shared/fer2013/train --val-dir ../shared/fer2013/test
+    python training.py --resume                    # continue a run that was interrupted
+    python training.py --epochs 1 --max-per-class 20   # quick smoke run
+"""
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from emotion.console import load_quietly
+from emotion.constants import DEFAULT_CLASS_NAMES
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--train-dir", default="train", help="training images, one sub-folder per class")
+    parser.add_argument("--val-dir", default="test", help="validation images, one sub-folder per class")
+    parser.add_argument("--classes", default=",".join(DEFAULT_CLASS_NAMES),
+                        help="comma-separated class folders to use; other folders are ignored")
+    parser.add_argument("--epochs", type=int, default=40, help="most epochs to train (early stopping may end sooner)")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per training step")
+    parser.add_argument("--learning-rate", type=float, default=2e-3, help="peak AdamW learning rate")
+    parser.add_argument("--label-smoothing", type=float, default=0.1, help="share of each target spread over classes")
+    parser.add_argument("--patience", type=int, default=10, help="epochs without a better val accuracy before stopping")
+    parser.add_argument("--seed", type=int, default=1337, help="random seed for weights, shuffling and augmentation")
+    parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto",
+                        help="compute precision; auto picks bfloat16 where the hardware has it")
+    parser.add_argument("--max-per-class", type=int, default=None, help="use at most this many images per class")
+    parser.add_argument("--model-out", default="Emotion_little_vgg.h5",
+                        help="trained model; its report and checkpoints are written beside it")
+    parser.add_argument("--resume", action="store_true", help="continue the interrupted run that wrote --model-out")
+    args = parser.parse_args(argv)
+    args.classes = [name.strip().lower() for name in args.classes.split(",") if name.strip()]
+    if len(args.classes) < 2:
+        parser.error("--classes needs at least two class names")
+    if args.epochs < 1 or args.batch_size < 1:
+        parser.error("--epochs and --batch-size must be at least 1")
+    return args
+
+
+def hardware_has_bfloat16():
+    """True where bfloat16 maths is native: any GPU, or a CPU with AVX-512 BF16 / AMX (Linux flags)."""
+    import tensorflow as tf
+    if tf.config.list_physical_devices("GPU"):
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def check_writable(model_out):
+    folder = model_out.resolve().parent
+    if not folder.is_dir():
+        raise SystemExit(f"error: output folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise SystemExit(f"error: output folder {folder} is not writable")
+
+
+def export(best_checkpoint, model_out, class_names):
+    """Rebuild the best checkpoint in float32 (portable to any CPU) and save it with its class names."""
+    import keras
+
+    from emotion.model import build_little_vgg, save_model
+    trained = keras.saving.load_model(best_checkpoint, compile=False)
+    keras.mixed_precision.set_global_policy("float32")
+    model = build_little_vgg(len(class_names))
+    model.set_weights(trained.get_weights())
+    save_model(model, model_out, class_names)
+    return model
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    model_out = Path(args.model_out)
+    check_writable(model_out)
+
+    load_quietly()
+    import keras
+
+    from emotion.data import DatasetError, balanced_class_weights, load_image_folder, make_dataset
+    from emotion.model import build_little_vgg
+    from emotion.report import evaluate, report_paths, write_report
+    from emotion.train import ThroughputLogger, best_logged, choose_strategy, compile_model, time_input_pipeline
+
+    paths = report_paths(model_out)
+    if paths["backup"].exists() and not args.resume:
+        raise SystemExit(f"error: an interrupted run left {paths['backup']}: add --resume to continue it, "
+                         "or delete that folder to start over")
+    if args.resume and not paths["backup"].exists():
+        print(f"notice: nothing to resume in {paths['backup']}; starting a new run")
+
+    keras.utils.set_random_seed(args.seed)
+    try:
+        train = load_image_folder(args.train_dir, args.classes, args.max_per_class, desc="reading training images")
+        val = load_image_folder(args.val_dir, args.classes, args.max_per_class, desc="reading validation images")
+    except DatasetError as error:
+        raise SystemExit(f"error: {error}") from None
+    for name, split in (("training", train), ("validation", val)):
+        counts = ", ".join(f"{label} {count}" for label, count in split.counts().items())
+        print(f"{name}: {len(split.labels)} images ({counts})")
+        if split.skipped:
+            examples = ", ".join(str(path) for path in split.skipped[:3])
+            print(f"  skipped {len(split.skipped)} unreadable file(s), e.g. {examples}")
+
+    precision = args.precision
+    if precision == "auto":
+        precision = "mixed_bfloat16" if hardware_has_bfloat16() else "float32"
+    keras.mixed_precision.set_global_policy(precision)
+    strategy = choose_strategy()
+    batch_size = args.batch_size * strategy.num_replicas_in_sync
+    train_data = make_dataset(train.images, train.labels, len(args.classes), batch_size, training=True,
+                              seed=args.seed)
+    val_data = make_dataset(val.images, val.labels, len(args.classes), batch_size)
+    steps_per_epoch = -(-len(train.labels) // batch_size)
+    pipeline_ms = time_input_pipeline(train_data)
+    print(f"precision {precision}, {strategy.num_replicas_in_sync} replica(s), batch {batch_size}, "
+          f"input pipeline {pipeline_ms:.1f} ms/batch")
+
+    with strategy.scope():
+        model = compile_model(build_little_vgg(len(args.classes)), args.learning_rate, steps_per_epoch,
+                              args.epochs, args.label_smoothing)
+    callbacks = [
+        ThroughputLogger(len(train.labels), steps_per_epoch, pipeline_ms),
+        keras.callbacks.BackupAndRestore(str(paths["backup"]), double_checkpoint=True),
+        keras.callbacks.ModelCheckpoint(str(paths["best"]), monitor="val_accuracy", save_best_only=True,
+                                        initial_value_threshold=best_logged(paths["history"]) if args.resume else None),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=args.patience),
+        keras.callbacks.CSVLogger(str(paths["history"]), append=args.resume),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    try:
+        model.fit(train_data, validation_data=val_data, epochs=args.epochs, callbacks=callbacks,
+                  class_weight=balanced_class_weights(train.labels, len(args.classes)))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the last completed epoch is in {paths['backup']} (continue with --resume)")
+        if paths["best"].exists():
+            export(paths["best"], model_out, args.classes)
+            print(f"best model so far saved to {model_out}")
+        return 130
+    if not paths["best"].exists():
+        raise SystemExit("error: training produced no checkpoint (did the loss become NaN?)")
+
+    model = export(paths["best"], model_out, args.classes)
+    paths["best"].unlink()
+    shutil.rmtree(paths["backup"], ignore_errors=True)
+    metrics = evaluate(model, val.images, val.labels, args.classes)
+    write_report(metrics, model_out)
+    print(f"saved {model_out}: validation accuracy {metrics['accuracy']:.1%} "
+          f"({metrics['flip_average']['accuracy']:.1%} with mirror averaging)")
+    for name, scores in metrics["per_class"].items():
+        print(f"  {name:>9}: recall {scores['recall']:.1%}  precision {scores['precision']:.1%}")
+    print(f"report: {paths['metrics']}, {paths['curves']}, {paths['confusion']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
