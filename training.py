@@ -19,6 +19,8 @@ def parse_args(argv=None):
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--train-dir", default="train", help="training images, one sub-folder per class")
     parser.add_argument("--val-dir", default="test", help="validation images, one sub-folder per class")
+    parser.add_argument("--csv", default=None, help="train from the Kaggle fer2013.csv instead of folders "
+                        "(Training rows train, PublicTest rows validate)")
     parser.add_argument("--classes", default=",".join(DEFAULT_CLASS_NAMES),
                         help="comma-separated class folders to use; other folders are ignored")
     parser.add_argument("--epochs", type=int, default=40, help="most epochs to train (early stopping may end sooner)")
@@ -83,7 +85,14 @@ def main(argv=None):
     load_quietly()
     import keras
 
-    from emotion.data import DatasetError, balanced_class_weights, load_image_folder, make_dataset
+    from emotion.data import (
+        DatasetError,
+        balanced_class_weights,
+        check_every_class_present,
+        load_fer_csv,
+        load_image_folder,
+        make_dataset,
+    )
     from emotion.model import build_little_vgg
     from emotion.report import evaluate, report_paths, write_report
     from emotion.train import ThroughputLogger, best_logged, choose_strategy, compile_model, time_input_pipeline
@@ -97,8 +106,14 @@ def main(argv=None):
 
     keras.utils.set_random_seed(args.seed)
     try:
-        train = load_image_folder(args.train_dir, args.classes, args.max_per_class, desc="reading training images")
-        val = load_image_folder(args.val_dir, args.classes, args.max_per_class, desc="reading validation images")
+        if args.csv:
+            splits = load_fer_csv(args.csv, args.classes, args.max_per_class)
+            train, val = splits["Training"], splits["PublicTest"]
+            for split, name in ((train, "Training"), (val, "PublicTest")):
+                check_every_class_present(split, f"{args.csv} ({name} rows)")
+        else:
+            train = load_image_folder(args.train_dir, args.classes, args.max_per_class, desc="reading training images")
+            val = load_image_folder(args.val_dir, args.classes, args.max_per_class, desc="reading validation images")
     except DatasetError as error:
         raise SystemExit(f"error: {error}") from None
     for name, split in (("training", train), ("validation", val)):
@@ -106,7 +121,7 @@ def main(argv=None):
         print(f"{name}: {len(split.labels)} images ({counts})")
         if split.skipped:
             examples = ", ".join(str(path) for path in split.skipped[:3])
-            print(f"  skipped {len(split.skipped)} unreadable file(s), e.g. {examples}")
+            print(f"  skipped {len(split.skipped)} unreadable file(s) or row(s), e.g. {examples}")
 
     precision = args.precision
     if precision == "auto":

@@ -1,8 +1,9 @@
-"""Image folders -> 48x48 grey arrays -> augmented tf.data pipelines.
+"""Image folders or the Kaggle CSV -> 48x48 grey arrays -> augmented tf.data pipelines.
 
-    images, labels, class_names = load_image_folder("train", DEFAULT_CLASS_NAMES)
-    train = make_dataset(images, labels, len(class_names), batch_size=64, training=True)
+    split = load_image_folder("train", DEFAULT_CLASS_NAMES)      # or load_fer_csv("fer2013.csv", ...)
+    train = make_dataset(split.images, split.labels, len(split.class_names), batch_size=64, training=True)
 """
+import csv
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,6 +20,9 @@ from .constants import IMAGE_SIZE
 
 # Files that operating systems and tools leave in folders; not images, not worth a warning.
 IGNORED_FILES = {"thumbs.db", "desktop.ini"}
+# Label ids of the original fer2013.csv (Goodfellow et al. 2013).
+FER_CSV_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+FER_CSV_SPLITS = ("Training", "PublicTest", "PrivateTest")
 
 
 class DatasetError(ValueError):
@@ -87,10 +91,70 @@ def load_image_folder(root, class_names, max_per_class=None, desc=None):
         labels=np.array([labels[i] for i in kept], dtype=np.int32),
         class_names=class_names,
         skipped=[paths[i] for i in range(len(paths)) if decoded[i] is None])
-    empty = [name for name, count in folder.counts().items() if count == 0]
-    if empty:
-        raise DatasetError(f"{root} has no readable image for class(es) {', '.join(empty)}")
+    check_every_class_present(folder, root)
     return folder
+
+
+def check_every_class_present(split, where):
+    empty = [name for name, count in split.counts().items() if count == 0]
+    if empty:
+        raise DatasetError(f"{where} has no readable image for class(es) {', '.join(empty)}")
+
+
+def parse_fer_row(row, class_names):
+    """(48x48 uint8 image, label index) for one fer2013.csv row; raises ValueError saying what is wrong."""
+    try:
+        name = FER_CSV_LABELS[int(row["emotion"])]
+    except (ValueError, IndexError, TypeError):
+        raise ValueError(f"unknown emotion {row.get('emotion')!r}") from None
+    pixels = (row.get("pixels") or "").split()
+    if len(pixels) != IMAGE_SIZE * IMAGE_SIZE:
+        raise ValueError(f"{len(pixels)} pixels instead of {IMAGE_SIZE * IMAGE_SIZE}")
+    try:
+        values = np.array(pixels).astype(np.int64)
+    except ValueError:
+        raise ValueError("pixels that are not whole numbers") from None
+    if values.min() < 0 or values.max() > 255:
+        raise ValueError("pixels outside 0-255")
+    label = class_names.index(name) if name in class_names else None
+    return values.astype(np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE), label
+
+
+def load_fer_csv(path, class_names, max_per_class=None):
+    """{"Training"|"PublicTest"|"PrivateTest": ImageFolder} from the Kaggle fer2013.csv (emotion,pixels,Usage).
+
+    Rows of classes not asked for are left out; malformed rows are skipped and listed as "line N: reason".
+    """
+    class_names = [name.lower() for name in class_names]
+    images = {split: [] for split in FER_CSV_SPLITS}
+    labels = {split: [] for split in FER_CSV_SPLITS}
+    counts = {split: Counter() for split in FER_CSV_SPLITS}
+    skipped = {split: [] for split in FER_CSV_SPLITS}
+    try:
+        with open(path, newline="") as file:
+            reader = csv.DictReader(file)
+            if not {"emotion", "pixels", "Usage"} <= set(reader.fieldnames or ()):
+                raise DatasetError(f"{path} is not a fer2013 CSV (needs columns emotion, pixels, Usage)")
+            for line, row in enumerate(tqdm(reader, desc=f"reading {path}", unit="row", leave=False), start=2):
+                split = row.get("Usage")
+                if split not in images:
+                    skipped["Training"].append(f"line {line}: unknown Usage {split!r}")
+                    continue
+                try:
+                    image, label = parse_fer_row(row, class_names)
+                except ValueError as reason:
+                    skipped[split].append(f"line {line}: {reason}")
+                    continue
+                if label is not None and (max_per_class is None or counts[split][label] < max_per_class):
+                    images[split].append(image)
+                    labels[split].append(label)
+                    counts[split][label] += 1
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetError(f"cannot read {path}: {error}") from None
+    return {split: ImageFolder(
+        images=np.array(images[split], np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1),
+        labels=np.array(labels[split], np.int32), class_names=class_names, skipped=skipped[split])
+        for split in FER_CSV_SPLITS}
 
 
 def balanced_class_weights(labels, num_classes):

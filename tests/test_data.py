@@ -3,7 +3,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from emotion.data import DatasetError, balanced_class_weights, load_image_folder, make_dataset, read_face_image
+from emotion.data import (
+    DatasetError,
+    balanced_class_weights,
+    load_fer_csv,
+    load_image_folder,
+    make_dataset,
+    read_face_image,
+)
 from tests.conftest import CLASSES, pattern_image, write_dataset
 
 
@@ -74,3 +81,36 @@ def test_dataset_yields_float_pixels_and_one_hot_labels_and_augments_only_in_tra
     augmented = next(iter(make_dataset(images, labels, 5, batch_size=10, training=True, seed=1)))[0].numpy()
     assert augmented.shape == (10, 48, 48, 1)
     assert not np.allclose(np.sort(augmented.ravel()), np.sort(images.ravel().astype(np.float32)))
+
+
+def write_fer_csv(path, rows):
+    with open(path, "w", newline="") as file:
+        file.write("emotion,pixels,Usage\n")
+        file.writelines(f"{emotion},{pixels},{usage}\n" for emotion, pixels, usage in rows)
+    return path
+
+
+def pixels_of(label, seed):
+    return " ".join(map(str, pattern_image(label, seed).ravel()))
+
+
+def test_kaggle_csv_splits_by_usage_maps_labels_and_skips_malformed_rows(tmp_path):
+    good = [(3, pixels_of(1, 0), "Training"), (6, pixels_of(2, 1), "Training"), (0, pixels_of(0, 2), "PublicTest"),
+            (5, pixels_of(4, 3), "PrivateTest"), (1, pixels_of(1, 4), "Training")]  # 1 = disgust: not asked for
+    bad = [(3, "1 2 3", "Training"), (4, " ".join(["x"] * 2304), "Training"), (9, pixels_of(0, 5), "Training"),
+           ("", pixels_of(0, 6), "PublicTest"), (4, " ".join(["300"] * 2304), "Training"),
+           (4, pixels_of(3, 7), "Elsewhere")]
+    splits = load_fer_csv(write_fer_csv(tmp_path / "fer.csv", good + bad), CLASSES)
+    training = splits["Training"]
+    assert training.labels.tolist() == [CLASSES.index("happy"), CLASSES.index("neutral")]
+    np.testing.assert_array_equal(training.images[0, :, :, 0], pattern_image(1, 0))
+    assert splits["PublicTest"].labels.tolist() == [0] and splits["PrivateTest"].labels.tolist() == [4]
+    reasons = training.skipped + splits["PublicTest"].skipped
+    assert len(reasons) == 6
+    assert any("3 pixels" in reason for reason in reasons) and any("Usage" in reason for reason in reasons)
+
+
+def test_a_file_that_is_not_the_kaggle_csv_is_refused(tmp_path):
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DatasetError, match="not a fer2013 CSV"):
+        load_fer_csv(tmp_path / "other.csv", CLASSES)

