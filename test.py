@@ -76,7 +76,7 @@ def main(argv=None):
     progress = tqdm(total=source.expected_frames, unit="frame", disable=source.kind == "camera" or display)
     fps, last = 0.0, time.perf_counter()
     try:
-        for index, frame in enumerate(source.frames()):
+        for index, (name, frame) in enumerate(source.frames()):
             if args.max_frames is not None and index >= args.max_frames:
                 break
             faces = recognizer.process(frame, tracker)
@@ -93,7 +93,7 @@ def main(argv=None):
             if is_stream:
                 draw_fps(frame, fps)
             if sink:
-                sink.write(frame, source.names[index] if source.names else None)
+                sink.write(frame, name)
             progress.update()
             if display:
                 try:

@@ -51,7 +51,7 @@ class EmotionRecognizer:
         source = open_source(path)
         tracker = self.tracker() if smooth else None
         records = []
-        for index, frame in enumerate(source.frames()):
+        for index, (_, frame) in enumerate(source.frames()):
             if max_frames is not None and index >= max_frames:
                 break
             faces = self.process(frame, tracker)

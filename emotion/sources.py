@@ -1,7 +1,7 @@
 """Where frames come from and where annotated frames go: camera, video, image, folder, or the built-in demo.
 
     source = open_source("0")                      # camera 0; or "clip.mp4", "photo.jpg", "photos/", "demo"
-    for frame in source.frames(): ...              # BGR uint8 frames; source.fps, source.size, source.kind
+    for name, frame in source.frames(): ...        # BGR uint8 frames (name: file name, or None for streams)
     sink = open_sink("out.mp4", source)            # writes what the source's kind calls for
 """
 import os
@@ -56,13 +56,13 @@ def demo_frames(count=300, size=(640, 480), faces=(sample_face,), seed=0):
 class Source:
     """Frames from one input; kind is camera, video, image, folder or demo."""
 
-    def __init__(self, kind, frames, fps, size, names=None, expected_frames=None):
+    def __init__(self, kind, frames, fps, size, expected_frames=None):
         self.kind, self._frames, self.fps, self.size = kind, frames, fps, size
-        self.names = names  # file name of each frame, for folders and images
         self.expected_frames = expected_frames
         self.stopped_early = None  # set to a message when the source ended before its end
 
     def frames(self):
+        """(name, BGR frame) pairs; name is the file name for image and folder sources, else None."""
         return self._frames(self)
 
 
@@ -75,7 +75,7 @@ def _video_frames(capture):
                 if not ok:
                     break
                 index += 1
-                yield frame
+                yield None, frame
         finally:
             capture.release()
         if source.expected_frames and index < source.expected_frames:
@@ -113,7 +113,7 @@ def _camera_frames(capture, retries=20, retry_wait=0.05):
                 if latest[0] is None or (done.is_set() and source.stopped_early):
                     break
                 frame, latest[0] = latest[0], None
-                yield frame
+                yield None, frame
         finally:
             done.set()
             thread.join(timeout=1)
@@ -132,23 +132,22 @@ def open_source(spec):
         size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         return Source("camera", _camera_frames(capture), capture.get(cv2.CAP_PROP_FPS) or 30.0, size)
     if spec == "demo":
-        return Source("demo", lambda source: demo_frames(), 30.0, (640, 480), expected_frames=300)
+        return Source("demo", lambda source: ((None, frame) for frame in demo_frames()), 30.0, (640, 480), expected_frames=300)
     path = Path(spec)
     if path.is_dir():
         files = [file for file in sorted(path.iterdir()) if file.is_file() and not file.name.startswith(".")
                  and is_image_file(file)]
         if not files:
             raise SourceError(f"folder {path} holds no image files")
-        return Source("folder", lambda source: _image_frames(files, source), 0.0, None,
-                      names=[file.name for file in files], expected_frames=len(files))
+        return Source("folder", lambda source: _image_frames(files), 0.0, None, expected_frames=len(files))
     if not path.is_file():
         raise SourceError(f"source {path} not found: pass a camera index, a video or image file, a folder, or 'demo'")
     if is_image_file(path):
         image = cv2.imread(str(path))
         if image is None:
             raise SourceError(f"image {path} cannot be read")
-        return Source("image", lambda source: iter([image]), 0.0, (image.shape[1], image.shape[0]),
-                      names=[path.name], expected_frames=1)
+        return Source("image", lambda source: iter([(path.name, image)]), 0.0, (image.shape[1], image.shape[0]),
+                      expected_frames=1)
     capture = cv2.VideoCapture(str(path))
     ok, first = capture.read() if capture.isOpened() else (False, None)
     if not ok:
@@ -159,13 +158,13 @@ def open_source(spec):
                   (first.shape[1], first.shape[0]), expected_frames=expected)
 
 
-def _image_frames(files, source):
+def _image_frames(files):
     for file in files:
         image = cv2.imread(str(file))
         if image is None:
             print(f"warning: skipped unreadable image {file}", file=sys.stderr)
             continue
-        yield image
+        yield file.name, image
 
 
 class VideoSink:
