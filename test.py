@@ -11,6 +11,7 @@ from pathlib import Path
 
 from emotion.console import load_quietly
 from emotion.constants import DEFAULT_MODEL_PATH
+from emotion.detect import default_cascade_path
 
 WINDOW = "Emotion recognition (q quits)"
 
@@ -20,8 +21,8 @@ def parse_args(argv=None):
     parser.add_argument("--source", default="0",
                         help="camera index, video file, image file, folder of images, or 'demo'")
     parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="trained .h5 model")
-    parser.add_argument("--cascade", default=None,
-                        help="Haar cascade XML (default: the copy beside test.py, else OpenCV's)")
+    parser.add_argument("--cascade", default=str(default_cascade_path()),
+                        help="Haar cascade XML (the copy beside test.py, else OpenCV's own)")
     parser.add_argument("--no-display", action="store_true", help="open no window (servers, CI)")
     parser.add_argument("--output", default=None, help="write the annotated video, image or folder here")
     parser.add_argument("--log", default=None, help="write per-frame results here: .jsonl (JSON Lines) or .csv")

@@ -216,7 +216,7 @@ def open_sink(output, source):
     if source.kind == "folder":
         return ImageSink(output, folder=True)
     if source.kind == "image":
-        if not is_image_file(output) and Path(output).suffix.lower() not in {".jpg", ".jpeg", ".png", ".bmp"}:
+        if not cv2.haveImageWriter(str(output)):
             raise SourceError(f"output {output} should be an image file name (.jpg or .png) for an image source")
         return ImageSink(output, folder=False)
     return VideoSink(output, source.fps, source.size)
