@@ -5,9 +5,9 @@
     python training.py --epochs 1 --max-per-class 20   # quick smoke run
 """
 import argparse
-import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from emotion.console import load_quietly
@@ -57,11 +57,15 @@ def hardware_has_bfloat16():
 
 
 def check_writable(model_out):
+    """Fail now, not after an hour of training, if the model cannot be saved where asked."""
     folder = model_out.resolve().parent
     if not folder.is_dir():
         raise SystemExit(f"error: output folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise SystemExit(f"error: output folder {folder} is not writable")
+    try:
+        # Trying is the only sure test: permissions, read-only mounts and quotas all show up here.
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as error:
+        raise SystemExit(f"error: cannot write in output folder {folder}: {error.strerror}") from None
 
 
 def export(best_checkpoint, model_out, class_names):

@@ -1,6 +1,7 @@
 """training.py and test.py driven as a user drives them: real processes, real files, exit codes."""
 import csv
 import json
+from pathlib import Path
 
 import cv2
 import h5py
@@ -50,6 +51,11 @@ def test_training_stops_with_one_line_when_a_class_is_missing(tmp_path):
 def test_training_refuses_an_output_folder_that_does_not_exist(tmp_path):
     result = run_script("training.py", "--model-out", tmp_path / "absent" / "m.h5")
     assert_one_line_error(result, "does not exist")
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs a folder nobody may write, even root")
+def test_training_refuses_an_output_folder_it_cannot_write():
+    assert_one_line_error(run_script("training.py", "--model-out", "/proc/m.h5"), "cannot write")
 
 
 def test_live_loop_on_a_video_logs_every_frame_and_writes_the_annotated_video(tiny_model, face_video, tmp_path):

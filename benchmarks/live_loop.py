@@ -1,0 +1,245 @@
+"""How fast the live loop is, stage by stage, against the naive way (full-size Haar, model.predict per face).
+
+    python benchmarks/live_loop.py                          # generated 1-face and 3-face 640x480 videos
+    python benchmarks/live_loop.py --frames 30              # a quick look
+    python benchmarks/live_loop.py --video clip.mp4 --video other.mp4
+"""
+import argparse
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+repo_root = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(repo_root))
+
+from emotion.console import load_quietly
+
+load_quietly()
+
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+
+from emotion.classify import FaceTracker
+from emotion.constants import DEFAULT_MODEL_PATH
+from emotion.detect import CascadeError, FaceDetector, crop_faces, to_gray
+from emotion.draw import draw_faces, draw_fps
+from emotion.model import ModelFileError
+from emotion.recognizer import EmotionRecognizer
+from emotion.sources import SourceError, demo_frames, open_source, sample_face
+
+STAGES = ("decode", "detect", "crop+resize", "classify per face", "track", "draw", "whole frame")
+FPS = 30.0  # the generated videos' rate, and the one delays are quoted at
+
+
+def astronaut():
+    from skimage import data
+    # The full picture is mostly suit and flag (face 95 px of 512); a head-and-shoulders crop frames
+    # her like the Grace Hopper photo, so both faces come out the same size in the video.
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)[20:277, 115:335]
+
+
+def mirrored_grace():
+    return cv2.flip(sample_face(), 1)
+
+
+def zoomed_grace():
+    return cv2.flip(sample_face()[60:460, 56:456], 1)
+
+
+def three_faces():
+    try:
+        import skimage  # noqa: F401
+        return sample_face, astronaut, mirrored_grace
+    except ImportError:
+        print("notice: scikit-image is not installed (pip install scikit-image); "
+              "the 3-face video uses mirrored and zoomed Grace Hopper copies instead of the astronaut")
+        return sample_face, zoomed_grace, mirrored_grace
+
+
+def write_video(path, frames):
+    # Written and read back as .mp4 so the decode stage costs what a real file costs.
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (640, 480))
+    if not writer.isOpened():
+        raise SourceError(f"cannot write {path} with the mp4v codec")
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def predict_per_face(model, classes):
+    """The naive classifier: one model.predict call per face."""
+    def scores(faces):
+        rows = [model.predict(face[None], verbose=0)[0] for face in faces]
+        return np.array(rows, np.float32).reshape(len(faces), classes)
+    return scores
+
+
+def run_loop(path, frames, detector, classify, class_names, margin):
+    """({stage: [seconds per frame]}, boxes per frame, (raw label, shown label) of the largest face per frame)."""
+    stream = open_source(path).frames()
+    tracker = FaceTracker(class_names)
+    times = {stage: [] for stage in STAGES}
+    counts, labels, fps = [], [], 0.0
+    for _ in range(frames):
+        start = time.perf_counter()
+        item = next(stream, None)
+        if item is None:
+            break
+        frame = item[1]
+        decoded = time.perf_counter()
+        gray = to_gray(frame)  # counted as detection: only the detector needs grey
+        boxes = detector.detect(gray)
+        detected = time.perf_counter()
+        crops = crop_faces(gray, boxes, margin)
+        cropped = time.perf_counter()
+        scores = classify(crops)
+        classified = time.perf_counter()
+        faces = tracker.update(boxes, scores)
+        tracked = time.perf_counter()
+        draw_faces(frame, faces, class_names)
+        draw_fps(frame, fps)
+        end = time.perf_counter()
+        fps = 1 / (end - start)
+        for stage, seconds in zip(STAGES, (decoded - start, detected - decoded, cropped - detected,
+                                           None, tracked - classified, end - tracked, end - start)):
+            if seconds is not None:
+                times[stage].append(seconds)
+        if len(boxes):
+            times["classify per face"].append((classified - cropped) / len(boxes))
+            # boxes come largest first, and the tracker keeps their order
+            labels.append((class_names[int(np.argmax(scores[0]))], faces[0].label))
+        counts.append(len(boxes))
+    stream.close()
+    return times, counts, labels
+
+
+def ms(values, q):
+    return f"{np.percentile(values, q) * 1000:.1f}" if values else "-"
+
+
+def speed_table(fast, naive):
+    rows = ["| stage | fast median ms | fast p95 ms | naive median ms | naive p95 ms | fast vs naive |",
+            "|---|---:|---:|---:|---:|---|"]
+    for stage in STAGES:
+        ratio = np.median(naive[stage]) / np.median(fast[stage]) if fast[stage] and naive[stage] else float("nan")
+        rows.append(f"| {stage} | {ms(fast[stage], 50)} | {ms(fast[stage], 95)} | {ms(naive[stage], 50)} | "
+                    f"{ms(naive[stage], 95)} | {ratio:.1f}x faster |")
+    fast_fps, naive_fps = len(fast["whole frame"]) / sum(fast["whole frame"]), len(naive["whole frame"]) / sum(naive["whole frame"])
+    rows.append(f"| end-to-end FPS | {fast_fps:.1f} | | {naive_fps:.1f} | | {fast_fps / naive_fps:.1f}x |")
+    return "\n".join(rows)
+
+
+def label_changes(labels):
+    return sum(a != b for a, b in zip(labels, labels[1:]))
+
+
+def switch_delay(class_names, before, after, settle=30, limit=90):
+    """Frames until a FaceTracker's label follows scores that switch from `before` to `after`; None: never."""
+    tracker, box = FaceTracker(class_names), [(200, 120, 160, 160)]
+    for _ in range(settle):
+        tracker.update(box, before[None])
+    target = class_names[int(np.argmax(after))]
+    for frame in range(1, limit + 1):
+        if tracker.update(box, after[None])[0].label == target:
+            return frame
+    return None
+
+
+def delay_table(recognizer):
+    names, classes = recognizer.class_names, len(recognizer.class_names)
+    photos = {"Grace Hopper": sample_face(), "mirrored": mirrored_grace(),
+              "darkened": (sample_face() * 0.45).astype(np.uint8)}
+    if "astronaut" in [f.__name__ for f in three_faces()]:
+        photos["astronaut"] = astronaut()
+    rows = {name: recognizer.process(photo)[0].scores for name, photo in photos.items() if recognizer.process(photo)}
+    rows = {name: np.array([scores[c] for c in names], np.float32) for name, scores in rows.items()}
+    pairs = [("one-hot (synthetic)", np.eye(classes, dtype=np.float32)[0], "one-hot", np.eye(classes, dtype=np.float32)[1])]
+    pairs += [(a, rows[a], b, rows[b]) for a in rows for b in rows if np.argmax(rows[a]) != np.argmax(rows[b])]
+    out = ["| scores switch from -> to (real crops unless synthetic) | frames | seconds at 30 FPS |", "|---|---:|---:|"]
+    for a, before, b, after in pairs:
+        frames = switch_delay(names, before, after)
+        label = lambda row: f"{names[int(np.argmax(row))]} {row.max():.0%}"
+        out.append(f"| {a} ({label(before)}) -> {b} ({label(after)}) | {frames or 'never'} | "
+                   f"{frames / FPS:.2f} |" if frames else f"| {a} -> {b} | never | - |")
+    if len(pairs) == 1:
+        out.append("| (every real crop gets the same top class; only the synthetic switch applies) | | |")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="the .h5 model")
+    parser.add_argument("--frames", type=int, default=300, help="frames per video (generated ones and --video)")
+    parser.add_argument("--video", type=Path, action="append", default=[], help="also time this video file")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            recognizer = EmotionRecognizer(model=args.model)  # the fast path exactly as shipped
+            naive_detector = FaceDetector(detect_width=None, scale_factor=1.1)
+            videos = [("1 face", 1, write_video(Path(folder) / "one.mp4", demo_frames(args.frames))),
+                      ("3 faces", 3, write_video(Path(folder) / "three.mp4",
+                                                 demo_frames(args.frames, faces=three_faces())))]
+            for path in args.video:
+                open_source(path)  # a bad file fails here, before any timing
+                videos.append((path.name, None, path))
+        except (ModelFileError, CascadeError, SourceError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        names, classes = recognizer.class_names, len(recognizer.class_names)
+        naive_classify = predict_per_face(recognizer.model, classes)
+        # First calls trace graphs and build predict functions; that is start-up, not the loop.
+        for faces in (1, 3):
+            recognizer.classifier.scores(np.zeros((faces, 48, 48, 1), np.float32))
+            naive_classify(np.zeros((faces, 48, 48, 1), np.float32))
+
+        command = "python " + shlex.join([sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+        print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
+              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start\n"
+              f"TensorFlow {tf.__version__}, Keras {keras.__version__}, OpenCV {cv2.__version__}\n"
+              f"command: {command}\n"
+              f"fast: FaceDetector(detect_width={recognizer.detector.detect_width}) + one batched traced call "
+              f"per frame; naive: full-size Haar + model.predict per face; crop margin {recognizer.margin}\n")
+        detection, smoothing = [], None
+        for name, faces, path in videos:
+            # Interleaved per video, so a change in background load hits both paths alike.
+            fast = run_loop(path, args.frames, recognizer.detector, recognizer.classifier.scores, names,
+                            recognizer.margin)
+            naive = run_loop(path, args.frames, naive_detector, naive_classify, names, recognizer.margin)
+            print(f"### {name}: {len(fast[1])} frames\n\n{speed_table(fast[0], naive[0])}\n")
+            detection.append((name, faces, fast[1], naive[1]))
+            if name == "1 face":
+                smoothing = (len(fast[1]), fast[2])
+
+        print("### faces found: fast (detect_width=320) vs full-size Haar\n\n"
+              "| video | frames x faces | fast found | full-size found | gap (points) | extra boxes fast / full |\n"
+              "|---|---:|---:|---:|---:|---:|")
+        for name, faces, fast, full in detection:
+            if faces is None:
+                print(f"| {name} | ? | {sum(fast)} boxes | {sum(full)} boxes | - | - |")
+                continue
+            found = [sum(min(n, faces) for n in counts) for counts in (fast, full)]
+            extra = [sum(max(n - faces, 0) for n in counts) for counts in (fast, full)]
+            total = faces * len(fast)
+            print(f"| {name} | {total} | {found[0]} ({found[0] / total:.1%}) | {found[1]} ({found[1] / total:.1%}) "
+                  f"| {(found[0] - found[1]) / total * 100:+.1f} | {extra[0]} / {extra[1]} |")
+
+        frames, labels = smoothing
+        raw, shown = (label_changes([pair[i] for pair in labels]) / (frames / FPS) for i in (0, 1))
+        ratio = f"{raw / shown:.1f}x fewer" if shown else ("no change either way" if not raw else "all removed")
+        print(f"\n### smoothing on the 1-face video ({len(labels)} frames with a face; same face, same expression)\n\n"
+              f"label changes per second: raw {raw:.2f}, FaceTracker {shown:.2f} ({ratio})\n\n"
+              f"{delay_table(recognizer)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
