@@ -5,6 +5,7 @@
     python benchmarks/live_loop.py --video clip.mp4 --video other.mp4
 """
 import argparse
+import itertools
 import os
 import platform
 import shlex
@@ -39,27 +40,9 @@ FPS = 30.0  # the generated videos' rate, and the one delays are quoted at
 
 def astronaut():
     from skimage import data
-    # The full picture is mostly suit and flag (face 95 px of 512); a head-and-shoulders crop frames
-    # her like the Grace Hopper photo, so both faces come out the same size in the video.
+    # The whole picture is mostly suit and flag (a 95 px face in 512); cropped to head and shoulders
+    # it is framed like the Grace Hopper photo, so the two faces come out the same size in the video.
     return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)[20:277, 115:335]
-
-
-def mirrored_grace():
-    return cv2.flip(sample_face(), 1)
-
-
-def zoomed_grace():
-    return cv2.flip(sample_face()[60:460, 56:456], 1)
-
-
-def three_faces():
-    try:
-        import skimage  # noqa: F401
-        return sample_face, astronaut, mirrored_grace
-    except ImportError:
-        print("notice: scikit-image is not installed (pip install scikit-image); "
-              "the 3-face video uses mirrored and zoomed Grace Hopper copies instead of the astronaut")
-        return sample_face, zoomed_grace, mirrored_grace
 
 
 def write_video(path, frames):
@@ -88,31 +71,30 @@ def run_loop(path, frames, detector, classify, class_names, margin):
     times = {stage: [] for stage in STAGES}
     counts, labels, fps = [], [], 0.0
     for _ in range(frames):
-        start = time.perf_counter()
+        marks = [time.perf_counter()]
         item = next(stream, None)
         if item is None:
             break
         frame = item[1]
-        decoded = time.perf_counter()
+        marks.append(time.perf_counter())
         gray = to_gray(frame)  # counted as detection: only the detector needs grey
         boxes = detector.detect(gray)
-        detected = time.perf_counter()
+        marks.append(time.perf_counter())
         crops = crop_faces(gray, boxes, margin)
-        cropped = time.perf_counter()
+        marks.append(time.perf_counter())
         scores = classify(crops)
-        classified = time.perf_counter()
+        marks.append(time.perf_counter())
         faces = tracker.update(boxes, scores)
-        tracked = time.perf_counter()
-        draw_faces(frame, faces, class_names)
-        draw_fps(frame, fps)
-        end = time.perf_counter()
-        fps = 1 / (end - start)
-        for stage, seconds in zip(STAGES, (decoded - start, detected - decoded, cropped - detected,
-                                           None, tracked - classified, end - tracked, end - start)):
-            if seconds is not None:
+        marks.append(time.perf_counter())
+        draw_fps(draw_faces(frame, faces, class_names), fps)
+        marks.append(time.perf_counter())
+        fps = 1 / (marks[-1] - marks[0])
+        steps = np.diff(marks).tolist()
+        for stage, seconds in zip(STAGES, steps[:3] + [steps[3] / max(len(boxes), 1)] + steps[4:]):
+            if stage != "classify per face" or len(boxes):
                 times[stage].append(seconds)
+        times["whole frame"].append(marks[-1] - marks[0])
         if len(boxes):
-            times["classify per face"].append((classified - cropped) / len(boxes))
             # boxes come largest first, and the tracker keeps their order
             labels.append((class_names[int(np.argmax(scores[0]))], faces[0].label))
         counts.append(len(boxes))
@@ -125,19 +107,21 @@ def ms(values, q):
 
 
 def speed_table(fast, naive):
-    rows = ["| stage | fast median ms | fast p95 ms | naive median ms | naive p95 ms | fast vs naive |",
+    rows = ["| stage | fast median ms | fast p95 ms | naive median ms | naive p95 ms | naive time / fast time |",
             "|---|---:|---:|---:|---:|---|"]
     for stage in STAGES:
         ratio = np.median(naive[stage]) / np.median(fast[stage]) if fast[stage] and naive[stage] else float("nan")
-        rows.append(f"| {stage} | {ms(fast[stage], 50)} | {ms(fast[stage], 95)} | {ms(naive[stage], 50)} | "
-                    f"{ms(naive[stage], 95)} | {ratio:.1f}x faster |")
-    fast_fps, naive_fps = len(fast["whole frame"]) / sum(fast["whole frame"]), len(naive["whole frame"]) / sum(naive["whole frame"])
+        # Same code on both paths: their ratio shows the noise of the measurement.
+        same = " (same code)" if stage in ("decode", "crop+resize", "track", "draw") else ""
+        rows.append(f"| {stage}{same} | {ms(fast[stage], 50)} | {ms(fast[stage], 95)} | {ms(naive[stage], 50)} | "
+                    f"{ms(naive[stage], 95)} | {ratio:.1f}x |")
+    fast_fps, naive_fps = (len(t["whole frame"]) / sum(t["whole frame"]) for t in (fast, naive))
     rows.append(f"| end-to-end FPS | {fast_fps:.1f} | | {naive_fps:.1f} | | {fast_fps / naive_fps:.1f}x |")
     return "\n".join(rows)
 
 
 def label_changes(labels):
-    return sum(a != b for a, b in zip(labels, labels[1:]))
+    return sum(a != b for a, b in itertools.pairwise(labels))
 
 
 def switch_delay(class_names, before, after, settle=30, limit=90):
@@ -152,54 +136,78 @@ def switch_delay(class_names, before, after, settle=30, limit=90):
     return None
 
 
-def delay_table(recognizer):
-    names, classes = recognizer.class_names, len(recognizer.class_names)
-    photos = {"Grace Hopper": sample_face(), "mirrored": mirrored_grace(),
-              "darkened": (sample_face() * 0.45).astype(np.uint8)}
-    if "astronaut" in [f.__name__ for f in three_faces()]:
-        photos["astronaut"] = astronaut()
-    rows = {name: recognizer.process(photo)[0].scores for name, photo in photos.items() if recognizer.process(photo)}
-    rows = {name: np.array([scores[c] for c in names], np.float32) for name, scores in rows.items()}
-    pairs = [("one-hot (synthetic)", np.eye(classes, dtype=np.float32)[0], "one-hot", np.eye(classes, dtype=np.float32)[1])]
+def delay_table(recognizer, photos):
+    """Delay of the shown label after a real change: synthetic one-hot rows, then real crops' scores."""
+    names = recognizer.class_names
+    rows = {name: np.array([faces[0].scores[c] for c in names], np.float32)
+            for name, faces in ((name, recognizer.process(photo)) for name, photo in photos.items()) if faces}
+    one_hot = np.eye(len(names), dtype=np.float32)
+    pairs = [("synthetic", one_hot[0], "synthetic", one_hot[1])]
     pairs += [(a, rows[a], b, rows[b]) for a in rows for b in rows if np.argmax(rows[a]) != np.argmax(rows[b])]
-    out = ["| scores switch from -> to (real crops unless synthetic) | frames | seconds at 30 FPS |", "|---|---:|---:|"]
+    out = ["| scores switch from -> to | frames | seconds at 30 FPS |", "|---|---:|---:|"]
     for a, before, b, after in pairs:
         frames = switch_delay(names, before, after)
-        label = lambda row: f"{names[int(np.argmax(row))]} {row.max():.0%}"
-        out.append(f"| {a} ({label(before)}) -> {b} ({label(after)}) | {frames or 'never'} | "
-                   f"{frames / FPS:.2f} |" if frames else f"| {a} -> {b} | never | - |")
+        top = [f"{names[int(np.argmax(row))]} {row.max():.0%}" for row in (before, after)]
+        out.append(f"| {a} ({top[0]}) -> {b} ({top[1]}) | {frames or 'never'} | "
+                   f"{f'{frames / FPS:.2f}' if frames else '-'} |")
     if len(pairs) == 1:
-        out.append("| (every real crop gets the same top class; only the synthetic switch applies) | | |")
+        out.append("| (every real crop gets the same top class: only the synthetic switch applies) | | |")
     return "\n".join(out)
+
+
+def detection_table(detection, detect_width):
+    out = [(f"| video | frames x faces | found at detect_width={detect_width} | found full size | gap (points) "
+            "| extra boxes fast / full |"), "|---|---:|---:|---:|---:|---:|"]
+    for name, faces, fast, full in detection:
+        if faces is None:  # a --video file: how many faces it shows is unknown
+            out.append(f"| {name} | ? | {sum(fast)} boxes | {sum(full)} boxes | - | - |")
+            continue
+        found = [sum(min(n, faces) for n in counts) for counts in (fast, full)]
+        extra = [sum(max(n - faces, 0) for n in counts) for counts in (fast, full)]
+        total = faces * len(fast)
+        out.append(f"| {name} | {total} | {found[0]} ({found[0] / total:.1%}) | {found[1]} ({found[1] / total:.1%}) "
+                   f"| {(found[0] - found[1]) / total * 100:+.1f} | {extra[0]} / {extra[1]} |")
+    return "\n".join(out)
+
+
+def positive(text):
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return int(text)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="the .h5 model")
-    parser.add_argument("--frames", type=int, default=300, help="frames per video (generated ones and --video)")
+    parser.add_argument("--frames", type=positive, default=300, help="frames per video (generated ones and --video)")
     parser.add_argument("--video", type=Path, action="append", default=[], help="also time this video file")
     args = parser.parse_args(argv)
+    photos = {"Grace Hopper": sample_face, "astronaut": astronaut, "mirrored": lambda: cv2.flip(sample_face(), 1)}
+    try:
+        import skimage  # noqa: F401
+    except ImportError:
+        photos["astronaut"] = lambda: cv2.flip(sample_face()[60:460, 56:456], 1)  # zoomed in: a bigger face
+        print("notice: scikit-image is not installed (pip install scikit-image); "
+              "the 3-face video shows a zoomed Grace Hopper copy instead of the astronaut")
 
     with tempfile.TemporaryDirectory() as folder:
         try:
             recognizer = EmotionRecognizer(model=args.model)  # the fast path exactly as shipped
             naive_detector = FaceDetector(detect_width=None, scale_factor=1.1)
+            extra = [(path.name, None, path) for path in args.video if open_source(path)]  # bad files fail now
             videos = [("1 face", 1, write_video(Path(folder) / "one.mp4", demo_frames(args.frames))),
                       ("3 faces", 3, write_video(Path(folder) / "three.mp4",
-                                                 demo_frames(args.frames, faces=three_faces())))]
-            for path in args.video:
-                open_source(path)  # a bad file fails here, before any timing
-                videos.append((path.name, None, path))
+                                                 demo_frames(args.frames, faces=tuple(photos.values()))))] + extra
         except (ModelFileError, CascadeError, SourceError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
-        names, classes = recognizer.class_names, len(recognizer.class_names)
-        naive_classify = predict_per_face(recognizer.model, classes)
-        # First calls trace graphs and build predict functions; that is start-up, not the loop.
-        for faces in (1, 3):
-            recognizer.classifier.scores(np.zeros((faces, 48, 48, 1), np.float32))
-            naive_classify(np.zeros((faces, 48, 48, 1), np.float32))
+        names = recognizer.class_names
+        naive_classify = predict_per_face(recognizer.model, len(names))
+        # First calls trace graphs and build predict functions: start-up, not the loop.
+        for count in (1, 3):
+            recognizer.classifier.scores(np.zeros((count, 48, 48, 1), np.float32))
+            naive_classify(np.zeros((count, 48, 48, 1), np.float32))
 
         command = "python " + shlex.join([sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
         print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
@@ -208,36 +216,24 @@ def main(argv=None) -> int:
               f"command: {command}\n"
               f"fast: FaceDetector(detect_width={recognizer.detector.detect_width}) + one batched traced call "
               f"per frame; naive: full-size Haar + model.predict per face; crop margin {recognizer.margin}\n")
-        detection, smoothing = [], None
+        detection = []
         for name, faces, path in videos:
-            # Interleaved per video, so a change in background load hits both paths alike.
+            # Both paths on one video before the next, so a change in background load hits both alike.
             fast = run_loop(path, args.frames, recognizer.detector, recognizer.classifier.scores, names,
                             recognizer.margin)
             naive = run_loop(path, args.frames, naive_detector, naive_classify, names, recognizer.margin)
             print(f"### {name}: {len(fast[1])} frames\n\n{speed_table(fast[0], naive[0])}\n")
             detection.append((name, faces, fast[1], naive[1]))
             if name == "1 face":
-                smoothing = (len(fast[1]), fast[2])
+                frames, labels = len(fast[1]), fast[2]
 
-        print("### faces found: fast (detect_width=320) vs full-size Haar\n\n"
-              "| video | frames x faces | fast found | full-size found | gap (points) | extra boxes fast / full |\n"
-              "|---|---:|---:|---:|---:|---:|")
-        for name, faces, fast, full in detection:
-            if faces is None:
-                print(f"| {name} | ? | {sum(fast)} boxes | {sum(full)} boxes | - | - |")
-                continue
-            found = [sum(min(n, faces) for n in counts) for counts in (fast, full)]
-            extra = [sum(max(n - faces, 0) for n in counts) for counts in (fast, full)]
-            total = faces * len(fast)
-            print(f"| {name} | {total} | {found[0]} ({found[0] / total:.1%}) | {found[1]} ({found[1] / total:.1%}) "
-                  f"| {(found[0] - found[1]) / total * 100:+.1f} | {extra[0]} / {extra[1]} |")
-
-        frames, labels = smoothing
-        raw, shown = (label_changes([pair[i] for pair in labels]) / (frames / FPS) for i in (0, 1))
-        ratio = f"{raw / shown:.1f}x fewer" if shown else ("no change either way" if not raw else "all removed")
-        print(f"\n### smoothing on the 1-face video ({len(labels)} frames with a face; same face, same expression)\n\n"
-              f"label changes per second: raw {raw:.2f}, FaceTracker {shown:.2f} ({ratio})\n\n"
-              f"{delay_table(recognizer)}")
+    raw, shown = (label_changes([pair[i] for pair in labels]) / (frames / FPS) for i in (0, 1))
+    ratio = f"{raw / shown:.1f}x fewer" if shown else ("none either way" if not raw else "all removed")
+    darkened = (sample_face() * 0.45).astype(np.uint8)
+    print(f"### faces found\n\n{detection_table(detection, recognizer.detector.detect_width)}\n\n"
+          f"### smoothing on the 1-face video ({len(labels)} frames with a face; same face, same expression)\n\n"
+          f"label changes per second: raw scores {raw:.2f}, FaceTracker {shown:.2f} ({ratio})\n\n"
+          f"{delay_table(recognizer, {**{n: make() for n, make in photos.items()}, 'darkened': darkened})}")
     return 0
 
 
