@@ -30,7 +30,7 @@ def parse_args(argv=None):
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     parser.add_argument("--no-smoothing", action="store_true",
                         help="show each frame's raw scores instead of scores smoothed per face over time")
-    parser.add_argument("--detect-width", type=int, default=320,
+    parser.add_argument("--detect-width", type=int, default=480,
                         help="run face detection on a copy of the frame this wide (0: full size)")
     return parser.parse_args(argv)
 

@@ -20,7 +20,7 @@ from .sources import SourceError, open_source
 class EmotionRecognizer:
     """Haar faces + little-VGG emotions. Loads the model and cascade once; reuse one instance."""
 
-    def __init__(self, model=DEFAULT_MODEL_PATH, cascade=None, detect_width=320, margin=0.1, flip_average=False):
+    def __init__(self, model=DEFAULT_MODEL_PATH, cascade=None, detect_width=480, margin=0.1, flip_average=False):
         self.model, self.class_names = load_model(model)
         self.detector = FaceDetector(cascade, detect_width=detect_width)
         self.classifier = EmotionClassifier(self.model, self.class_names, flip_average=flip_average)
