@@ -56,7 +56,7 @@ def main(argv=None):
     from emotion.draw import draw_faces, draw_fps
     from emotion.model import ModelFileError
     from emotion.recognizer import EmotionRecognizer
-    from emotion.records import FrameLog, plot_timeline, summarise
+    from emotion.records import FrameLog, frame_record, plot_timeline, summarise
     from emotion.sources import SourceError, check_output, open_sink, open_source
 
     try:
@@ -75,18 +75,19 @@ def main(argv=None):
     log = FrameLog(args.log, class_names) if args.log else None
     records = []
     progress = tqdm(total=source.expected_frames, unit="frame", disable=source.kind == "camera" or display)
-    fps, last = 0.0, time.perf_counter()
+    fps, start = 0.0, time.perf_counter()
+    last = start
     try:
         for index, (name, frame) in enumerate(source.frames()):
             if args.max_frames is not None and index >= args.max_frames:
                 break
             faces = recognizer.process(frame, tracker)
-            time_s = index / source.fps if source.fps else float(index)
+            # Files have their own clock; a camera's is the wall clock; images are numbered.
+            time_s = time.perf_counter() - start if source.kind == "camera" else index / (source.fps or 1)
             if log:
                 log.write(index, time_s, faces)
-            if source.kind != "camera":
-                records.append({"frame": index, "time_s": time_s,
-                                "faces": [{**face.to_json(), "face_id": face.face_id} for face in faces]})
+            if source.kind != "camera":  # a webcam can run for hours: keep nothing per frame
+                records.append(frame_record(index, time_s, faces))
             now = time.perf_counter()
             fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if fps else 1 / max(now - last, 1e-6)
             last = now
@@ -117,7 +118,7 @@ def main(argv=None):
             cv2.destroyAllWindows()
     if source.stopped_early:
         print(f"warning: {source.stopped_early}", file=sys.stderr)
-    if records and source.kind != "camera":
+    if records:
         print(summarise(records, class_names))
         if args.log:
             picture = Path(args.log).with_suffix(".png")

@@ -14,6 +14,7 @@ from .classify import EmotionClassifier, FaceTracker, make_faces
 from .constants import DEFAULT_MODEL_PATH
 from .detect import FaceDetector, crop_faces, to_gray
 from .model import load_model
+from .records import frame_record
 from .sources import SourceError, open_source
 
 
@@ -54,7 +55,5 @@ class EmotionRecognizer:
         for index, (_, frame) in enumerate(source.frames()):
             if max_frames is not None and index >= max_frames:
                 break
-            faces = self.process(frame, tracker)
-            records.append({"frame": index, "time_s": round(index / (source.fps or 30.0), 3),
-                            "faces": [{**face.to_json(), "face_id": face.face_id} for face in faces]})
+            records.append(frame_record(index, index / (source.fps or 30.0), self.process(frame, tracker)))
         return records

@@ -9,10 +9,14 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import matplotlib
+# Figure without pyplot: draws to files with no GUI backend, and leaves the caller's backend alone.
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # pictures go to files; the live window is OpenCV's
-import matplotlib.pyplot as plt
+
+def frame_record(frame, time_s, faces):
+    """The plain-JSON record of one frame: {"frame", "time_s", "faces": [box, label, scores, face_id]}."""
+    return {"frame": frame, "time_s": round(time_s, 3),
+            "faces": [{**face.to_json(), "face_id": face.face_id} for face in faces]}
 
 
 class FrameLog:
@@ -32,9 +36,7 @@ class FrameLog:
                 self.writer.writerow([frame, f"{time_s:.3f}", face.face_id, *face.box, face.label,
                                       *(f"{face.scores[name]:.4f}" for name in self.class_names)])
         else:
-            record = {"frame": frame, "time_s": round(time_s, 3),
-                      "faces": [{**face.to_json(), "face_id": face.face_id} for face in faces]}
-            self.file.write(json.dumps(record) + "\n")
+            self.file.write(json.dumps(frame_record(frame, time_s, faces)) + "\n")
         # A crash or a killed run still leaves every processed frame on disk.
         self.file.flush()
 
@@ -67,8 +69,8 @@ def plot_timeline(records, class_names, path):
             times.append(record["time_s"])
             scores.append([face["scores"][name] for name in class_names])
     face_ids = sorted(series, key=lambda face_id: -len(series[face_id][0]))[:4]
-    figure, axes_list = plt.subplots(max(len(face_ids), 1), 1, figsize=(9, 2.6 * max(len(face_ids), 1)),
-                                     squeeze=False, sharex=True)
+    figure = Figure(figsize=(9, 2.6 * max(len(face_ids), 1)))
+    axes_list = figure.subplots(max(len(face_ids), 1), 1, squeeze=False, sharex=True)
     for axes, face_id in zip(axes_list[:, 0], face_ids):
         times, scores = series[face_id]
         for column, name in enumerate(class_names):
@@ -81,4 +83,3 @@ def plot_timeline(records, class_names, path):
     axes_list[-1, 0].set_xlabel("time (s)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)

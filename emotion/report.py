@@ -7,11 +7,10 @@ import csv
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: training must not need a display
-import matplotlib.pyplot as plt
 import numpy as np
+
+# Figure without pyplot: draws to files with no GUI backend, and leaves the caller's backend alone.
+from matplotlib.figure import Figure
 
 
 def predict_scores(model, images, flip_average=False, batch_size=256):
@@ -55,7 +54,8 @@ def plot_confusion(matrix, class_names, path):
     """PNG of the row-normalised confusion matrix, with counts."""
     matrix = np.asarray(matrix)
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    figure, axes = plt.subplots(figsize=(6, 5))
+    figure = Figure(figsize=(6, 5))
+    axes = figure.subplots()
     axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for (row, column), count in np.ndenumerate(matrix):
         axes.text(column, row, f"{shares[row, column]:.0%}\n{count}", ha="center", va="center",
@@ -65,7 +65,6 @@ def plot_confusion(matrix, class_names, path):
              title="Confusion matrix (rows sum to 100 %)")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def plot_curves(history_csv, path):
@@ -73,7 +72,8 @@ def plot_curves(history_csv, path):
     with open(history_csv, newline="") as file:
         rows = list(csv.DictReader(file))
     epochs = [int(row["epoch"]) + 1 for row in rows]
-    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
+    figure = Figure(figsize=(10, 4))
+    loss_axes, accuracy_axes = figure.subplots(1, 2)
     for axes, metric in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
         for prefix, label in (("", "train"), ("val_", "validation")):
             axes.plot(epochs, [float(row[prefix + metric]) for row in rows], label=label)
@@ -82,7 +82,6 @@ def plot_curves(history_csv, path):
         axes.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def report_paths(model_path):
