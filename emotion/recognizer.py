@@ -10,7 +10,7 @@ from pathlib import Path
 
 import cv2
 
-from .classify import EmotionClassifier, FaceTracker, make_faces
+from .classify import EmotionClassifier, FaceTracker, litert_from_keras, make_faces
 from .constants import DEFAULT_MODEL_PATH
 from .detect import FaceDetector, crop_faces, to_gray
 from .model import load_model
@@ -21,10 +21,15 @@ from .sources import SourceError, open_source
 class EmotionRecognizer:
     """Haar faces + little-VGG emotions. Loads the model and cascade once; reuse one instance."""
 
-    def __init__(self, model=DEFAULT_MODEL_PATH, cascade=None, detect_width=480, margin=0.1, flip_average=False):
+    def __init__(self, model=DEFAULT_MODEL_PATH, cascade=None, detect_width=480, margin=0.1, flip_average=False,
+                 runtime="litert"):
+        """runtime: "litert" (8-bit weights, fastest; falls back to "keras" where LiteRT is not installed)
+        or "keras" (the .h5's float32 weights exactly)."""
         self.model, self.class_names = load_model(model)
         self.detector = FaceDetector(cascade, detect_width=detect_width)
-        self.classifier = EmotionClassifier(self.model, self.class_names, flip_average=flip_average)
+        litert = litert_from_keras(self.model, model) if runtime == "litert" else None
+        self.runtime = "litert" if litert is not None else "keras"
+        self.classifier = EmotionClassifier(self.model, self.class_names, flip_average=flip_average, litert=litert)
         self.margin = margin
 
     def process(self, frame, tracker=None):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from emotion.classify import EmotionClassifier, FaceTracker, box_overlap, make_faces
+from emotion.classify import EmotionClassifier, FaceTracker, box_overlap, litert_from_keras, make_faces
 from emotion.model import build_little_vgg
 
 NAMES = ["angry", "happy", "neutral", "sad", "surprise"]
@@ -75,3 +75,47 @@ def test_forgotten_face_starts_fresh():
         tracker.update([], np.zeros((0, 5)))
     back = tracker.update([(0, 0, 50, 50)], [one_hot(3)])[0]
     assert back.face_id != face_id and back.label == "sad"
+
+
+def real_face_crops():
+    from emotion.detect import FaceDetector, crop_faces, to_gray
+    from emotion.sources import sample_face
+    gray = to_gray(sample_face())
+    crops = crop_faces(gray, FaceDetector().detect(gray), margin=0.1)
+    return np.concatenate([crops, crops[:, :, ::-1], np.clip(crops * 0.6 + 40, 0, 255)])
+
+
+def test_litert_fast_path_gives_the_keras_scores_within_quantisation_error(tiny_model):
+    from emotion.model import load_model
+    model, names = load_model(tiny_model)
+    faces = real_face_crops()
+    exact = EmotionClassifier(model, names).scores(faces)
+    fast = EmotionClassifier(model, names, litert=litert_from_keras(model)).scores(faces)
+    assert fast.shape == exact.shape == (3, 5)
+    np.testing.assert_allclose(fast, exact, atol=0.03)
+    np.testing.assert_allclose(fast.sum(axis=1), 1, atol=1e-4)
+
+
+def test_litert_file_is_cached_beside_the_model_and_renewed_when_the_model_changes(tiny_model, tmp_path):
+    import shutil
+
+    from emotion.model import load_model, save_model
+    path = tmp_path / "m.h5"
+    shutil.copy(tiny_model, path)
+    model, names = load_model(path)
+    litert_from_keras(model, path)
+    caches = list(tmp_path.glob(".m.h5.*.tflite"))
+    assert len(caches) == 1
+    modified = caches[0].stat().st_mtime_ns
+    litert_from_keras(model, path)
+    assert caches[0].stat().st_mtime_ns == modified, "the cached file is reused, not rewritten"
+    model.layers[-1].set_weights([w * 0.5 for w in model.layers[-1].get_weights()])
+    save_model(model, path, names)
+    litert_from_keras(model, path)
+    assert len(list(tmp_path.glob(".m.h5.*.tflite"))) == 2
+
+
+def test_without_litert_installed_the_keras_graph_is_used(model, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    assert litert_from_keras(model) is None
