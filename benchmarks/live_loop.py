@@ -214,8 +214,8 @@ def main(argv=None) -> int:
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start\n"
               f"TensorFlow {tf.__version__}, Keras {keras.__version__}, OpenCV {cv2.__version__}\n"
               f"command: {command}\n"
-              f"fast: FaceDetector(detect_width={recognizer.detector.detect_width}) + one batched traced call "
-              f"per frame; naive: full-size Haar + model.predict per face; crop margin {recognizer.margin}\n")
+              f"fast: FaceDetector(detect_width={recognizer.detector.detect_width}) + one batched {recognizer.runtime} "
+              f"call per frame; naive: full-size Haar + model.predict per face; crop margin {recognizer.margin}\n")
         detection = []
         for name, faces, path in videos:
             # Both paths on one video before the next, so a change in background load hits both alike.
