@@ -23,9 +23,11 @@ def parse_args(argv=None):
                         "(Training rows train, PublicTest rows validate)")
     parser.add_argument("--classes", default=",".join(DEFAULT_CLASS_NAMES),
                         help="comma-separated class folders to use; other folders are ignored")
-    parser.add_argument("--epochs", type=int, default=40, help="most epochs to train (early stopping may end sooner)")
+    parser.add_argument("--epochs", type=int, default=50, help="most epochs to train (early stopping may end sooner)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per training step")
     parser.add_argument("--learning-rate", type=float, default=2e-3, help="peak AdamW learning rate")
+    parser.add_argument("--class-weight-power", type=float, default=0.5,
+                        help="weigh classes by (mean count / class count) ** this: 1 balances fully, 0 not at all")
     parser.add_argument("--label-smoothing", type=float, default=0.1, help="share of each target spread over classes")
     parser.add_argument("--patience", type=int, default=10, help="epochs without a better val accuracy before stopping")
     parser.add_argument("--seed", type=int, default=1337, help="random seed for weights, shuffling and augmentation")
@@ -91,8 +93,8 @@ def main(argv=None):
 
     from emotion.data import (
         DatasetError,
-        balanced_class_weights,
         check_every_class_present,
+        class_weights,
         load_fer_csv,
         load_image_folder,
         make_dataset,
@@ -155,7 +157,7 @@ def main(argv=None):
     ]
     try:
         model.fit(train_data, validation_data=val_data, epochs=args.epochs, callbacks=callbacks,
-                  class_weight=balanced_class_weights(train.labels, len(args.classes)))
+                  class_weight=class_weights(train.labels, len(args.classes), args.class_weight_power))
     except KeyboardInterrupt:
         print(f"\ninterrupted: the last completed epoch is in {paths['backup']} (continue with --resume)")
         if paths["best"].exists():

@@ -157,10 +157,16 @@ def load_fer_csv(path, class_names, max_per_class=None):
         for split in FER_CSV_SPLITS}
 
 
-def balanced_class_weights(labels, num_classes):
-    """{class index: weight} so that every class carries the same total weight in the loss."""
-    counts = np.bincount(labels, minlength=num_classes)
-    return {index: len(labels) / (num_classes * count) for index, count in enumerate(counts)}
+def class_weights(labels, num_classes, power=0.5):
+    """{class index: weight} against class imbalance, averaging 1 per image.
+
+    power 1 gives every class the same total weight, power 0 weighs images alike; in between,
+    rare classes gain recall without the frequent ones losing as much accuracy.
+    """
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    weights = (counts.mean() / counts) ** power
+    weights *= len(labels) / np.sum(weights * counts)
+    return dict(enumerate(weights.tolist()))
 
 
 def build_augmentation(seed=None):

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from emotion.data import (
     DatasetError,
-    balanced_class_weights,
+    class_weights,
     load_fer_csv,
     load_image_folder,
     make_dataset,
@@ -62,12 +62,16 @@ def test_missing_or_empty_class_stops_before_training(tmp_path):
         load_image_folder(tmp_path / "absent", CLASSES)
 
 
-def test_balanced_class_weights_give_every_class_the_same_total():
+def test_class_weights_range_from_none_to_fully_balanced_and_average_one_per_image():
     labels = np.array([0] * 10 + [1] * 30 + [2] * 60)
-    weights = balanced_class_weights(labels, 3)
-    totals = [weights[k] * np.sum(labels == k) for k in range(3)]
+    counts = np.bincount(labels)
+    balanced, partial, none = (class_weights(labels, 3, power) for power in (1, 0.5, 0))
+    totals = [balanced[k] * counts[k] for k in range(3)]
     np.testing.assert_allclose(totals, totals[0])
-    assert weights[0] > weights[1] > weights[2]
+    assert list(none.values()) == [1.0, 1.0, 1.0]
+    assert balanced[0] > partial[0] > 1 > partial[2] > balanced[2]
+    for weights in (balanced, partial, none):
+        assert sum(weights[k] * counts[k] for k in range(3)) == pytest.approx(len(labels))
 
 
 def test_dataset_yields_float_pixels_and_one_hot_labels_and_augments_only_in_training():
