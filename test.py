@@ -30,6 +30,8 @@ def parse_args(argv=None):
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     parser.add_argument("--no-smoothing", action="store_true",
                         help="show each frame's raw scores instead of scores smoothed per face over time")
+    parser.add_argument("--no-flip-average", action="store_true",
+                        help="score each face once, not averaged with its mirror image (half the classification cost)")
     parser.add_argument("--runtime", choices=("litert", "keras"), default="litert",
                         help="litert: the model with 8-bit weights, derived from the .h5 and cached beside it "
                         "(fastest); keras: the .h5's float32 weights")
@@ -68,7 +70,7 @@ def main(argv=None):
                 check_output(output, args.source, args.overwrite)
         source = open_source(args.source)
         recognizer = EmotionRecognizer(args.model, args.cascade, detect_width=args.detect_width or None,
-                                       runtime=args.runtime)
+                                       flip_average=not args.no_flip_average, runtime=args.runtime)
         sink = open_sink(args.output, source) if args.output else None
     except (SourceError, ModelFileError, CascadeError) as error:
         return fail(error)
