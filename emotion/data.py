@@ -173,11 +173,11 @@ def build_augmentation(seed=None):
     """Training-only distortions of raw 0-255 pixels: what a webcam face varies by."""
     return keras.Sequential([
         layers.RandomFlip("horizontal", seed=seed),
-        layers.RandomRotation(0.04, fill_mode="nearest", seed=seed),  # about +-15 degrees
+        layers.RandomRotation(0.03, fill_mode="nearest", seed=seed),  # about +-11 degrees
         layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed),
-        layers.RandomZoom(0.15, fill_mode="nearest", seed=seed),
-        layers.RandomBrightness(0.2, value_range=(0, 255), seed=seed),
-        layers.RandomContrast(0.3, value_range=(0, 255), seed=seed),
+        layers.RandomZoom(0.1, fill_mode="nearest", seed=seed),
+        layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed),
+        layers.RandomContrast(0.2, value_range=(0, 255), seed=seed),
     ], name="augmentation")
 
 

@@ -19,7 +19,7 @@ DENSE_WIDTHS = (256, 128)
 
 
 def build_little_vgg(num_classes, widths=CONV_WIDTHS, dense_widths=DENSE_WIDTHS,
-                     conv_dropout=0.2, dense_dropout=0.4):
+                     conv_dropout=0.1, dense_dropout=0.3):
     """Uncompiled model: (n, 48, 48, 1) raw 0-255 grey pixels -> (n, num_classes) softmax."""
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
     # Normalisation lives in the model so every caller feeds raw pixels and none can forget it.
