@@ -28,6 +28,18 @@ def test_any_readable_image_becomes_48x48_grey(tmp_path):
     assert 70 < read_face_image(tmp_path / "big.jpg").mean() < 80  # pure red is grey 76
 
 
+def test_cmyk_jpeg_and_huge_image_are_read(tmp_path):
+    from PIL import Image
+    Image.new("CMYK", (120, 90), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg")  # pure red, in print colours
+    huge = np.zeros((6000, 8000), np.uint8)
+    huge[:, 4000:] = 255
+    cv2.imwrite(str(tmp_path / "huge.png"), huge)
+    cmyk, big = read_face_image(tmp_path / "cmyk.jpg"), read_face_image(tmp_path / "huge.png")
+    assert cmyk.shape == big.shape == (48, 48)
+    assert 60 < cmyk.mean() < 95  # red, not black or white: the inks were understood
+    assert big[:, :23].max() == 0 and big[:, 25:].min() == 255
+
+
 def test_unreadable_files_are_skipped_and_counted_hidden_files_ignored(tmp_path):
     write_dataset(tmp_path, per_class=2)
     (tmp_path / "happy" / "notes.txt").write_text("not an image")
