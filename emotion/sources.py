@@ -4,7 +4,9 @@
     for name, frame in source.frames(): ...        # BGR uint8 frames (name: file name, or None for streams)
     sink = open_sink("out.mp4", source)            # writes what the source's kind calls for
 """
+import contextlib
 import os
+import queue
 import sys
 import threading
 import time
@@ -86,33 +88,33 @@ def _video_frames(capture):
 def _camera_frames(capture, retries=20, retry_wait=0.05):
     """Reads on a thread of its own, so the loop never waits on the camera and always gets the newest frame."""
     def read(source):
-        latest, fresh, done = [None], threading.Event(), threading.Event()
+        newest, done = queue.Queue(maxsize=1), threading.Event()
+
+        def offer(frame):
+            # Keep only the newest frame: a slow loop skips frames instead of falling behind the camera.
+            with contextlib.suppress(queue.Empty):
+                newest.get_nowait()
+            newest.put(frame)
 
         def grab():
             failures = 0
             while not done.is_set():
                 ok, frame = capture.read()
                 if ok:
-                    failures, latest[0] = 0, frame
-                    fresh.set()
+                    failures = 0
+                    offer(frame)
                     continue
                 failures += 1
                 if failures > retries:
                     source.stopped_early = "camera stopped delivering frames"
                     break
                 time.sleep(retry_wait)
-            done.set()
-            fresh.set()
+            offer(None)  # tells the loop the stream has ended
 
         thread = threading.Thread(target=grab, daemon=True)
         thread.start()
         try:
-            while True:
-                fresh.wait()
-                fresh.clear()
-                if latest[0] is None or (done.is_set() and source.stopped_early):
-                    break
-                frame, latest[0] = latest[0], None
+            while (frame := newest.get()) is not None:
                 yield None, frame
         finally:
             done.set()
