@@ -37,6 +37,9 @@ def parse_args(argv=None):
                         "(fastest); keras: the .h5's float32 weights")
     parser.add_argument("--detect-width", type=int, default=480,
                         help="run face detection on a copy of the frame this wide (0: full size)")
+    parser.add_argument("--detect-every", type=int, default=1,
+                        help="in video and webcam mode, detect faces on every n-th frame only and keep their "
+                        "boxes in between (faster; needs smoothing on)")
     return parser.parse_args(argv)
 
 
@@ -47,6 +50,8 @@ def fail(message):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.detect_every < 1 or args.detect_width < 0 or (args.max_frames is not None and args.max_frames < 1):
+        return fail("--detect-every and --max-frames must be 1 or more, --detect-width 0 or more")
     display = not args.no_display
     if display:
         from emotion.sources import has_display
@@ -70,7 +75,8 @@ def main(argv=None):
                 check_output(output, args.source, args.overwrite)
         source = open_source(args.source)
         recognizer = EmotionRecognizer(args.model, args.cascade, detect_width=args.detect_width or None,
-                                       flip_average=not args.no_flip_average, runtime=args.runtime)
+                                       flip_average=not args.no_flip_average, runtime=args.runtime,
+                                       detect_every=args.detect_every)
         sink = open_sink(args.output, source) if args.output else None
     except (SourceError, ModelFileError, CascadeError) as error:
         return fail(error)

@@ -145,16 +145,17 @@ def write_video(path, video):
     return truth
 
 
-def run_live_path(source, truth, recognizer, labels, margins):
+def run_live_path(source, truth, recognizer, labels, margins, detect_every):
     """Found faces' indices, boxes on no face, frames decoded, and {margin: correctly labelled found faces}."""
-    found, wrong_boxes, decoded = [], 0, 0
+    found, wrong_boxes, decoded, boxes = [], 0, 0, []
     correct = dict.fromkeys(margins, 0)
     # One pass, frames never kept: 800 frames of 640x480 would hold 700 MB.
     for (_, frame), faces in zip(source.frames(), truth):
-        decoded += 1
         gray = to_gray(frame)
         # What EmotionRecognizer.process does, with detection done once for every margin.
-        boxes = recognizer.detector.detect(gray)
+        if decoded % detect_every == 0:
+            boxes = recognizer.detector.detect(gray)
+        decoded += 1
         pairs = match(boxes, faces)
         wrong_boxes += len(boxes) - len(pairs)
         if not pairs:
@@ -183,6 +184,8 @@ def main(argv=None) -> int:
     parser.add_argument("--per-frame", type=positive, default=3, help="faces shown at once")
     parser.add_argument("--frames-per-face", type=positive, default=8, help="frames each face stays on screen")
     parser.add_argument("--margins", type=margin_list, default="0,0.1,0.2", help="crop margins to compare")
+    parser.add_argument("--detect-every", type=positive, default=1,
+                        help="detect on every n-th frame and hold the boxes in between, as test.py --detect-every")
     parser.add_argument("--seed", type=int, default=0, help="seed of the face draw and the layout")
     args = parser.parse_args(argv)
 
@@ -200,7 +203,8 @@ def main(argv=None) -> int:
         except (DatasetError, ModelFileError, CascadeError, SourceError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
-        found, wrong_boxes, decoded, correct = run_live_path(source, truth, recognizer, labels, args.margins)
+        found, wrong_boxes, decoded, correct = run_live_path(source, truth, recognizer, labels, args.margins,
+                                                             args.detect_every)
 
     direct = np.argmax(recognizer.classifier.scores(images[..., None].astype(np.float32)), axis=1) == labels
     appearances = sum(len(faces) for faces in truth[:decoded])
@@ -219,7 +223,8 @@ def main(argv=None) -> int:
           f"video: {decoded} frames {FRAME_SIZE[0]}x{FRAME_SIZE[1]}, {args.per_frame} faces at a time, "
           f"{FACE_SIZES[0]}-{FACE_SIZES[1]} px wide with a {BORDER:.0%} border, each shown "
           f"{args.frames_per_face} frames: {appearances} ground-truth faces\n"
-          f"live path: Haar at detect_width={recognizer.detector.detect_width}, match at IoU >= 0.3\n\n"
+          f"live path: Haar at detect_width={recognizer.detector.detect_width}, detect_every="
+          f"{args.detect_every} (boxes held in between), match at IoU >= 0.3\n\n"
           f"faces found: {len(found)} of {appearances} ({len(found) / appearances:.1%}); "
           f"boxes on no face: {wrong_boxes}\n"
           f"direct accuracy (48x48 FER images straight to the classifier): {direct.mean():.1%} on all "

@@ -153,6 +153,8 @@ class FaceTracker:
         self.max_missing = max_missing
         self.tracks = {}  # face id -> {"box", "scores", "missing"}
         self.ids = count()
+        self.frames = 0  # update calls so far
+        self.last_boxes = []  # boxes of the latest update, in its order
 
     def update(self, boxes, scores):
         """[Face] for this frame's boxes and raw scores, with smoothed scores and stable face ids."""
@@ -186,4 +188,6 @@ class FaceTracker:
             self.tracks[face_id]["missing"] += 1
             if self.tracks[face_id]["missing"] > self.max_missing:
                 del self.tracks[face_id]
+        self.frames += 1
+        self.last_boxes = [tuple(box) for box in boxes]
         return make_faces(boxes, smoothed, self.class_names, face_ids, labels)

@@ -22,23 +22,32 @@ class EmotionRecognizer:
     """Haar faces + little-VGG emotions. Loads the model and cascade once; reuse one instance."""
 
     def __init__(self, model=DEFAULT_MODEL_PATH, cascade=None, detect_width=480, margin=0.0, flip_average=True,
-                 runtime="litert"):
+                 runtime="litert", detect_every=1):
         """margin: share of the Haar box added on each side before cropping; 0 scored best, since Haar's
         box already frames a face much as FER2013 does (benchmarks/labelled_video.py).
         flip_average: score each face and its mirror image, and average (more accurate, twice the
         classification cost). runtime: "litert" (8-bit weights, fastest; falls back to "keras" where
-        LiteRT is not installed) or "keras" (the .h5's float32 weights exactly)."""
+        LiteRT is not installed) or "keras" (the .h5's float32 weights exactly). detect_every: with a
+        tracker, run Haar on every n-th frame only and classify the faces at their last boxes in between."""
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be 1 or more, not {detect_every}")
         self.model, self.class_names = load_model(model)
         self.detector = FaceDetector(cascade, detect_width=detect_width)
         litert = litert_from_keras(self.model, model) if runtime == "litert" else None
         self.runtime = "litert" if litert is not None else "keras"
         self.classifier = EmotionClassifier(self.model, self.class_names, flip_average=flip_average, litert=litert)
         self.margin = margin
+        self.detect_every = detect_every
 
     def process(self, frame, tracker=None):
         """[Face] for one BGR or grey frame; with a FaceTracker, scores are smoothed across calls."""
         gray = to_gray(frame)
-        boxes = self.detector.detect(gray)
+        if tracker is not None and tracker.frames % self.detect_every:
+            # Between detections a face moves a few pixels; the held box still frames it, and Haar,
+            # most of a frame's cost, is skipped.
+            boxes = tracker.last_boxes
+        else:
+            boxes = self.detector.detect(gray)
         scores = self.classifier.scores(crop_faces(gray, boxes, self.margin))
         if tracker is not None:
             return tracker.update(boxes, scores)

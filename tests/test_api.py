@@ -55,3 +55,19 @@ def test_analyze_video_gives_per_frame_records_with_face_ids(recognizer, face_vi
     assert records[1]["time_s"] == pytest.approx(1 / 30, abs=1e-3)
     ids = {face["face_id"] for record in records for face in record["faces"]}
     assert len(ids) == 1, "one moving face keeps one id"
+
+
+def test_detect_every_third_frame_holds_the_boxes_in_between(tiny_model):
+    recognizer = EmotionRecognizer(model=tiny_model, detect_every=3)
+    detected_on = []
+    detect = recognizer.detector.detect
+    recognizer.detector.detect = lambda gray: detected_on.append(tracker.frames) or detect(gray)
+    tracker = recognizer.tracker()
+    frames = [np.roll(sample_face(), 4 * index, axis=1) for index in range(7)]
+    boxes = [[face.box for face in recognizer.process(frame, tracker)] for frame in frames]
+    assert detected_on == [0, 3, 6]
+    assert boxes[1] == boxes[2] == boxes[0] and boxes[4] == boxes[5] == boxes[3]
+    assert boxes[3] != boxes[0], "the face moved 12 px by frame 3, and the new detection follows it"
+    assert len(recognizer.process(frames[0])) == 1, "a single image is always detected"
+    with pytest.raises(ValueError):
+        EmotionRecognizer(model=tiny_model, detect_every=0)

@@ -100,7 +100,8 @@ def test_live_loop_on_a_photo_writes_an_annotated_image(tiny_model, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["no camera", "missing source", "missing model", "broken model",
-                                  "existing output", "output is source", "no display", "missing cascade"])
+                                  "existing output", "output is source", "no display", "missing cascade",
+                                  "detect every 0 frames"])
 def test_user_mistakes_give_one_line_and_a_nonzero_exit(case, tiny_model, face_video, tmp_path):
     broken = tmp_path / "broken.h5"
     broken.write_bytes(b"garbage")
@@ -118,6 +119,8 @@ def test_user_mistakes_give_one_line_and_a_nonzero_exit(case, tiny_model, face_v
         "no display": (["--source", face_video], {"DISPLAY": None, "WAYLAND_DISPLAY": None}, "--no-display"),
         "missing cascade": (["--source", face_video, "--cascade", tmp_path / "x.xml", "--no-display"], None,
                             "cascade file"),
+        "detect every 0 frames": (["--source", face_video, "--detect-every", "0", "--no-display"], None,
+                                  "--detect-every"),
     }[case]
     if "--model" not in args:
         args += ["--model", tiny_model]
