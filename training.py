@@ -23,7 +23,7 @@ def parse_args(argv=None):
                         "(Training rows train, PublicTest rows validate)")
     parser.add_argument("--classes", default=",".join(DEFAULT_CLASS_NAMES),
                         help="comma-separated class folders to use; other folders are ignored")
-    parser.add_argument("--epochs", type=int, default=50, help="most epochs to train (early stopping may end sooner)")
+    parser.add_argument("--epochs", type=int, default=60, help="most epochs to train (early stopping may end sooner)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per training step")
     parser.add_argument("--learning-rate", type=float, default=2e-3, help="peak AdamW learning rate")
     parser.add_argument("--class-weight-power", type=float, default=0.5,

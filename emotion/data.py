@@ -178,6 +178,8 @@ def build_augmentation(seed=None):
         layers.RandomZoom(0.1, fill_mode="nearest", seed=seed),
         layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed),
         layers.RandomContrast(0.2, value_range=(0, 255), seed=seed),
+        # Hands, glasses and hair hide parts of real faces; erasing patches teaches the net not to rely on one part.
+        layers.RandomErasing(factor=0.5, scale=(0.02, 0.15), value_range=(0, 255), seed=seed),
     ], name="augmentation")
 
 
