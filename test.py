@@ -35,11 +35,17 @@ def parse_args(argv=None):
     parser.add_argument("--runtime", choices=("litert", "keras"), default="litert",
                         help="litert: the model with 8-bit weights, derived from the .h5 and cached beside it "
                         "(fastest); keras: the .h5's float32 weights")
-    parser.add_argument("--detect-width", type=int, default=480,
-                        help="run face detection on a copy of the frame this wide (0: full size)")
-    parser.add_argument("--detect-every", type=int, default=1,
-                        help="in video and webcam mode, detect faces on every n-th frame only and keep their "
-                        "boxes in between (faster; needs smoothing on)")
+    parser.add_argument("--detector", choices=("haar", "blazeface"), default="haar",
+                        help="haar: OpenCV's Haar cascade, each new face checked by BlazeFace; blazeface: "
+                        "MediaPipe's BlazeFace alone (also finds tilted and half-turned faces near the camera)")
+    parser.add_argument("--min-face", type=int, default=48,
+                        help="smallest face to look for, in pixels (smaller faces are too blurred to read, "
+                        "and skipping them makes detection several times faster)")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="show every Haar box, without BlazeFace's check that it is a face")
+    parser.add_argument("--scan-every", type=int, default=10,
+                        help="in video and webcam mode, search the whole frame every n-th frame and in between "
+                        "only around the faces being followed")
     return parser.parse_args(argv)
 
 
@@ -50,8 +56,8 @@ def fail(message):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.detect_every < 1 or args.detect_width < 0 or (args.max_frames is not None and args.max_frames < 1):
-        return fail("--detect-every and --max-frames must be 1 or more, --detect-width 0 or more")
+    if min(args.scan_every, args.min_face, args.max_frames or 1) < 1:
+        return fail("--scan-every, --min-face and --max-frames must be 1 or more")
     display = not args.no_display
     if display:
         from emotion.sources import has_display
@@ -62,6 +68,7 @@ def main(argv=None):
     import cv2
     from tqdm import tqdm
 
+    from emotion.blazeface import DetectorError
     from emotion.detect import CascadeError
     from emotion.draw import draw_faces, draw_fps
     from emotion.model import ModelFileError
@@ -74,16 +81,16 @@ def main(argv=None):
             if output:
                 check_output(output, args.source, args.overwrite)
         source = open_source(args.source)
-        recognizer = EmotionRecognizer(args.model, args.cascade, detect_width=args.detect_width or None,
-                                       flip_average=not args.no_flip_average, runtime=args.runtime,
-                                       detect_every=args.detect_every)
+        recognizer = EmotionRecognizer(args.model, args.cascade, min_face=args.min_face, detector=args.detector,
+                                       verify=not args.no_verify, scan_every=args.scan_every,
+                                       flip_average=not args.no_flip_average, runtime=args.runtime)
         sink = open_sink(args.output, source) if args.output else None
-    except (SourceError, ModelFileError, CascadeError) as error:
+    except (SourceError, ModelFileError, CascadeError, DetectorError) as error:
         return fail(error)
 
     class_names = recognizer.class_names
     is_stream = source.kind in ("camera", "video", "demo")
-    tracker = recognizer.tracker() if is_stream and not args.no_smoothing else None
+    tracker = recognizer.tracker(smooth=not args.no_smoothing) if is_stream else None
     log = FrameLog(args.log, class_names) if args.log else None
     records = []
     progress = tqdm(total=source.expected_frames, unit="frame", disable=source.kind == "camera" or display)

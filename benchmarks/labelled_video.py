@@ -3,8 +3,10 @@
     python benchmarks/labelled_video.py
     python benchmarks/labelled_video.py --faces-per-class 10 --margins 0,0.1,0.2,0.3
     python benchmarks/labelled_video.py --data-dir ../shared/fer2013/test --per-frame 2
+    python benchmarks/labelled_video.py --scan-every 1 --frames-per-face 30
 """
 import argparse
+import inspect
 import math
 import os
 import platform
@@ -23,13 +25,13 @@ load_quietly()
 import cv2
 import numpy as np
 
-from emotion.classify import box_overlap
 from emotion.constants import DEFAULT_MODEL_PATH, IMAGE_SIZE
 from emotion.data import DatasetError, find_class_folders, list_image_files, read_face_image
 from emotion.detect import CascadeError, crop_faces, to_gray
 from emotion.model import ModelFileError
 from emotion.recognizer import EmotionRecognizer
 from emotion.sources import SourceError, open_source
+from emotion.track import box_overlap
 
 FRAME_SIZE = (640, 480)
 FACE_SIZES = (110, 170)  # face width in the frame, px: a webcam user at arm's length
@@ -119,7 +121,7 @@ def make_video(images, per_frame, frames_per_face, seed):
 
 
 def match(detections, truth, min_overlap=0.3):
-    """[(face index, detection box)]: each ground-truth face paired with at most one detection, best overlap first."""
+    """[(face index, detection index)]: each ground-truth face paired with at most one detection, best overlap first."""
     pairs = sorted(((box_overlap(box, true_box), d, t) for d, box in enumerate(detections)
                     for t, (_, true_box) in enumerate(truth)), reverse=True)
     used_d, used_t, matched = set(), set(), []
@@ -127,7 +129,7 @@ def match(detections, truth, min_overlap=0.3):
         if overlap >= min_overlap and d not in used_d and t not in used_t:
             used_d.add(d)
             used_t.add(t)
-            matched.append((truth[t][0], detections[d]))
+            matched.append((truth[t][0], d))
     return matched
 
 
@@ -145,27 +147,31 @@ def write_video(path, video):
     return truth
 
 
-def run_live_path(source, truth, recognizer, labels, margins, detect_every):
-    """Found faces' indices, boxes on no face, frames decoded, and {margin: correctly labelled found faces}."""
-    found, wrong_boxes, decoded, boxes = [], 0, 0, []
+def run_live_path(source, truth, recognizer, labels, margins):
+    """The live loop as shipped (EmotionRecognizer.process with a FaceTracker) on the video: the faces it shows
+    that are on screen as (face index, frame number), shown faces on no face, frames decoded, shown labels
+    that are right, and {margin: right per-frame labels of the shown faces, cropped at that margin}."""
+    tracker = recognizer.tracker()
+    found, wrong_boxes, shown_right = [], 0, 0
     correct = dict.fromkeys(margins, 0)
+    decoded = 0
     # One pass, frames never kept: 800 frames of 640x480 would hold 700 MB.
     for (_, frame), faces in zip(source.frames(), truth):
-        gray = to_gray(frame)
-        # What EmotionRecognizer.process does, with detection done once for every margin.
-        if decoded % detect_every == 0:
-            boxes = recognizer.detector.detect(gray)
+        shown = recognizer.process(frame, tracker)
+        pairs = match([face.box for face in shown], faces)
+        wrong_boxes += len(shown) - len(pairs)
+        found += [(index, decoded) for index, _ in pairs]
         decoded += 1
-        pairs = match(boxes, faces)
-        wrong_boxes += len(boxes) - len(pairs)
         if not pairs:
             continue
         indices = [index for index, _ in pairs]
-        found += indices
+        shown_right += sum(shown[d].label == recognizer.class_names[labels[index]] for index, d in pairs)
+        # The shown label is smoothed over frames; these are each frame's own, at the shown box.
+        gray = to_gray(frame)
         for margin in margins:
-            crops = crop_faces(gray, np.array([box for _, box in pairs]), margin)
+            crops = crop_faces(gray, np.array([shown[d].box for _, d in pairs]), margin)
             correct[margin] += int(np.sum(np.argmax(recognizer.classifier.scores(crops), axis=1) == labels[indices]))
-    return found, wrong_boxes, decoded, correct
+    return found, wrong_boxes, decoded, shown_right, correct
 
 
 def positive(text):
@@ -184,8 +190,10 @@ def main(argv=None) -> int:
     parser.add_argument("--per-frame", type=positive, default=3, help="faces shown at once")
     parser.add_argument("--frames-per-face", type=positive, default=8, help="frames each face stays on screen")
     parser.add_argument("--margins", type=margin_list, default="0,0.1,0.2", help="crop margins to compare")
-    parser.add_argument("--detect-every", type=positive, default=1,
-                        help="detect on every n-th frame and hold the boxes in between, as test.py --detect-every")
+    shipped = inspect.signature(EmotionRecognizer).parameters
+    parser.add_argument("--scan-every", type=positive, default=shipped["scan_every"].default,
+                        help="search the whole frame every n-th frame, in between only near the followed faces "
+                             "(test.py --scan-every)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the face draw and the layout")
     args = parser.parse_args(argv)
 
@@ -193,7 +201,7 @@ def main(argv=None) -> int:
         try:
             if not args.data_dir.is_dir():
                 raise DatasetError(f"data folder {args.data_dir} does not exist (pass --data-dir with <class>/*.jpg)")
-            recognizer = EmotionRecognizer(model=args.model)  # the live path as shipped: detect_width, margin
+            recognizer = EmotionRecognizer(model=args.model, scan_every=args.scan_every)  # otherwise as shipped
             names = recognizer.class_names
             images, labels = sample_faces(args.data_dir, names, args.faces_per_class, args.seed)
             path = Path(folder) / "labelled.mp4"
@@ -203,33 +211,51 @@ def main(argv=None) -> int:
         except (DatasetError, ModelFileError, CascadeError, SourceError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
-        found, wrong_boxes, decoded, correct = run_live_path(source, truth, recognizer, labels, args.margins,
-                                                             args.detect_every)
+        found, wrong_boxes, decoded, shown_right, correct = run_live_path(source, truth, recognizer, labels,
+                                                                          args.margins)
 
     direct = np.argmax(recognizer.classifier.scores(images[..., None].astype(np.float32)), axis=1) == labels
     appearances = sum(len(faces) for faces in truth[:decoded])
-    found_direct = direct[found].mean() if found else float("nan")
+    # A new face is shown after confirm_hits detections in a row: its first frames cannot count as found,
+    # unless it took over the track of the face before it in the same place.
+    confirm_hits, hold = recognizer.tracker().confirm_hits, recognizer.tracker().hold
+    showable = sum(len(faces) for number, faces in enumerate(truth[:decoded])
+                   if number % args.frames_per_face >= confirm_hits - 1)
+    found_later = sum(number % args.frames_per_face >= confirm_hits - 1 for _, number in found)
+    found_indices = [index for index, _ in found]
+    found_direct = direct[found_indices].mean() if found else float("nan")
     rows = []
     for margin, right in correct.items():
         accuracy = right / len(found) if found else float("nan")
         default = " (EmotionRecognizer default)" if margin == recognizer.margin else ""
         rows.append(f"| {margin:g}{default} | {accuracy:.1%} | {(accuracy - direct.mean()) * 100:+.1f} | "
                     f"{(accuracy - found_direct) * 100:+.1f} | {right / appearances:.1%} |")
+    shown_accuracy = shown_right / len(found) if found else float("nan")
 
     command = "python " + shlex.join([sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+    haar = recognizer.haar
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs; OpenCV {cv2.__version__}\n"
           f"command: {command}\n"
           f"{len(images)} FER faces from {args.data_dir.resolve()} ({', '.join(names)}), seed {args.seed}\n"
           f"video: {decoded} frames {FRAME_SIZE[0]}x{FRAME_SIZE[1]}, {args.per_frame} faces at a time, "
           f"{FACE_SIZES[0]}-{FACE_SIZES[1]} px wide with a {BORDER:.0%} border, each shown "
           f"{args.frames_per_face} frames: {appearances} ground-truth faces\n"
-          f"live path: Haar at detect_width={recognizer.detector.detect_width}, detect_every="
-          f"{args.detect_every} (boxes held in between), match at IoU >= 0.3\n\n"
-          f"faces found: {len(found)} of {appearances} ({len(found) / appearances:.1%}); "
-          f"boxes on no face: {wrong_boxes}\n"
+          f"live path: EmotionRecognizer.process with a FaceTracker, as test.py runs it: Haar at "
+          f"min_face={recognizer.min_face} (scale factor {haar.scale_factor}, min_neighbors {haar.min_neighbors}), "
+          f"scan_every={recognizer.scan_every}, verify={recognizer.verify}, margin={recognizer.margin}, "
+          f"{recognizer.runtime}; a shown face matches a true one at IoU >= 0.3\n\n"
+          f"faces shown: {len(found)} of {appearances} ({len(found) / appearances:.1%}); "
+          f"after each face's first {confirm_hits - 1} frames (a new face is shown after {confirm_hits} "
+          f"detections in a row): {found_later} of {showable} ({found_later / showable:.1%}); "
+          f"shown faces on no face: {wrong_boxes} (a face that leaves stays shown at its last box for up to "
+          f"{hold} frames)\n"
           f"direct accuracy (48x48 FER images straight to the classifier): {direct.mean():.1%} on all "
-          f"{len(images)} faces, {found_direct:.1%} on the found ones\n\n"
-          "| crop margin | end-to-end accuracy, found faces | gap vs direct, all (points) "
+          f"{len(images)} faces, {found_direct:.1%} on the shown ones\n"
+          f"shown label (smoothed over frames by the FaceTracker, margin {recognizer.margin:g}): "
+          f"{shown_accuracy:.1%} right on the shown faces ({(shown_accuracy - found_direct) * 100:+.1f} points "
+          f"vs direct on the same faces); a face that takes over the track of the one before it in the same "
+          f"place starts from that face's scores\n\n"
+          "| crop margin | end-to-end accuracy, shown faces, each frame's own label | gap vs direct, all (points) "
           "| gap vs direct, same faces (points) | accuracy, misses counted wrong |\n"
           "|---|---:|---:|---:|---:|\n" + "\n".join(rows))
     return 0

@@ -26,15 +26,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from emotion.classify import FaceTracker
 from emotion.constants import DEFAULT_MODEL_PATH
-from emotion.detect import CascadeError, FaceDetector, crop_faces, to_gray
+from emotion.detect import HAAR_WINDOW, CascadeError, FaceDetector, crop_faces, to_gray
 from emotion.draw import draw_faces, draw_fps
 from emotion.model import ModelFileError
 from emotion.recognizer import EmotionRecognizer
 from emotion.sources import SourceError, demo_frames, open_source, sample_face
+from emotion.track import FaceTracker
 
-STAGES = ("decode", "detect", "crop+resize", "classify per face", "track", "draw", "whole frame")
+SCAN, NEAR = "detect, whole-frame search", "detect, near the followed faces"
+STAGES = ("decode", "detect", SCAN, NEAR, "crop+resize", "classify per face", "track", "draw", "whole frame")
+SAME_CODE = ("decode", "crop+resize", "track", "draw")
 FPS = 30.0  # the generated videos' rate, and the one delays are quoted at
 
 
@@ -64,43 +66,78 @@ def predict_per_face(model, classes):
     return scores
 
 
-def run_loop(path, frames, detector, classify, class_names, margin, detect_every=1):
-    """({stage: [seconds per frame]}, boxes per frame, (raw label, shown label) of the largest face per frame)."""
+class ScanCounter:
+    """Counts a FaceDetector's whole-frame searches, its detect() wrapped in place: find_faces chooses per
+    frame between a whole-frame search and searches near the followed faces, and does not say which."""
+
+    def __init__(self, detector):
+        self.count, search = 0, detector.detect
+
+        def detect(gray):
+            self.count += 1
+            return search(gray)
+        detector.detect = detect
+
+
+def timed_check(verifier, frame, seconds):
+    """is_face(box) for FaceTracker.update: the verifier's check on this frame, its time appended to seconds."""
+    def is_face(box):
+        start = time.perf_counter()
+        try:
+            return verifier.is_face(frame, box)
+        finally:
+            seconds.append(time.perf_counter() - start)
+    return is_face
+
+
+def run_loop(path, frames, find_faces, classify, class_names, margin, scans, verifier=None):
+    """({stage: [seconds per frame]}, boxes found per frame, faces shown per frame, (raw, shown) label of
+    the largest face on frames with both).
+
+    find_faces(frame, gray, tracker) gives the boxes; scans is the ScanCounter of the detector it searches
+    whole frames with; verifier is the BlazeFace that checks each new face, as EmotionRecognizer.process does.
+    """
     stream = open_source(path).frames()
     tracker = FaceTracker(class_names)
     times = {stage: [] for stage in STAGES}
-    counts, labels, fps = [], [], 0.0
+    found, shown, labels, fps = [], [], [], 0.0
     for _ in range(frames):
-        marks = [time.perf_counter()]
+        start = time.perf_counter()
         item = next(stream, None)
         if item is None:
             break
         frame = item[1]
-        marks.append(time.perf_counter())
+        decoded, scanned = time.perf_counter(), scans.count
         gray = to_gray(frame)  # counted as detection: only the detector needs grey
-        # As EmotionRecognizer.process with detect_every: the tracker's boxes stand in between detections.
-        boxes = np.array(tracker.last_boxes) if tracker.frames % detect_every else detector.detect(gray)
-        marks.append(time.perf_counter())
+        boxes = find_faces(frame, gray, tracker)
+        detected = time.perf_counter()
         crops = crop_faces(gray, boxes, margin)
-        marks.append(time.perf_counter())
+        cropped = time.perf_counter()
         scores = classify(crops)
-        marks.append(time.perf_counter())
-        faces = tracker.update(boxes, scores)
-        marks.append(time.perf_counter())
+        classified = time.perf_counter()
+        checks = []  # seconds of each BlazeFace check, which the tracker runs inside update
+        faces = tracker.update(boxes, scores, timed_check(verifier, frame, checks) if verifier else None)
+        tracked = time.perf_counter()
         draw_fps(draw_faces(frame, faces, class_names), fps)
-        marks.append(time.perf_counter())
-        fps = 1 / (marks[-1] - marks[0])
-        steps = np.diff(marks).tolist()
-        for stage, seconds in zip(STAGES, steps[:3] + [steps[3] / max(len(boxes), 1)] + steps[4:]):
-            if stage != "classify per face" or len(boxes):
-                times[stage].append(seconds)
-        times["whole frame"].append(marks[-1] - marks[0])
+        end = time.perf_counter()
+        fps = 1 / (end - start)
+        # The check belongs to detection: it decides which boxes are faces.
+        detect = detected - decoded + sum(checks)
+        times["detect"].append(detect)
+        times[SCAN if scans.count > scanned else NEAR].append(detect)
+        for stage, seconds in (("decode", decoded - start), ("crop+resize", cropped - detected),
+                               ("track", tracked - classified - sum(checks)), ("draw", end - tracked),
+                               ("whole frame", end - start)):
+            times[stage].append(seconds)
         if len(boxes):
-            # boxes come largest first, and the tracker keeps their order
-            labels.append((class_names[int(np.argmax(scores[0]))], faces[0].label))
-        counts.append(len(boxes))
+            times["classify per face"].append((classified - cropped) / len(boxes))
+        found.append(len(boxes))
+        shown.append(len(faces))
+        if len(boxes) and faces:
+            largest = int(np.argmax(boxes[:, 2] * boxes[:, 3]))  # faces come largest first too
+            labels.append((class_names[int(np.argmax(scores[largest]))], faces[0].label))
     stream.close()
-    return times, counts, labels
+    return times, found, shown, labels
 
 
 def ms(values, q):
@@ -115,11 +152,13 @@ def speed_table(paths):
             "|---" + "|---:|---:" * len(paths) + "|---" * len(fast) + "|"]
     for stage in STAGES:
         times = [paths[name][stage] for name in paths]
-        ratios = [np.median(times[-1]) / np.median(t) if t and times[-1] else float("nan") for t in times[:-1]]
+        ratios = [f"{np.median(times[-1]) / np.median(t):.1f}x" if t and times[-1] else "-" for t in times[:-1]]
         # Same code on all paths: their ratio shows the noise of the measurement.
-        same = " (same code)" if stage in ("decode", "crop+resize", "track", "draw") else ""
-        rows.append(f"| {stage}{same} | " + " | ".join(f"{ms(t, 50)} | {ms(t, 95)}" for t in times) + " | "
-                    + " | ".join(f"{ratio:.1f}x" for ratio in ratios) + " |")
+        same = " (same code)" if stage in SAME_CODE else ""
+        counts = " / ".join(str(len(t)) for t in times)
+        label = f"{stage} ({counts} frames)" if stage in (SCAN, NEAR) else stage + same
+        rows.append(f"| {label} | " + " | ".join(f"{ms(t, 50)} | {ms(t, 95)}" for t in times) + " | "
+                    + " | ".join(ratios) + " |")
     fps = [len(paths[name]["whole frame"]) / sum(paths[name]["whole frame"]) for name in paths]
     rows.append("| end-to-end FPS | " + " | ".join(f"{value:.1f} | " for value in fps) + " | "
                 + " | ".join(f"{value / fps[-1]:.1f}x" for value in fps[:-1]) + " |")
@@ -161,19 +200,22 @@ def delay_table(recognizer, photos):
     return "\n".join(out)
 
 
-def detection_table(detection, detect_width):
-    """Faces found by the fast path (detecting every frame) against full-size Haar."""
-    out = [(f"| video | frames x faces | found at detect_width={detect_width} | found full size | gap (points) "
-            "| extra boxes fast / full |"), "|---|---:|---:|---:|---:|---:|"]
-    for name, faces, fast, full in detection:
+def detection_table(detection, confirm_hits):
+    """Per video and path: faces shown (after confirmation) and boxes found, against the faces on screen."""
+    out = [(f"| video | path | frames x faces | faces shown | shown, of those it could show (after {confirm_hits} "
+            "frames) | boxes found | extra: shown / boxes |"), "|---|---|---:|---:|---:|---:|---:|"]
+    for video, faces, path, found, shown in detection:
         if faces is None:  # a --video file: how many faces it shows is unknown
-            out.append(f"| {name} | ? | {sum(fast)} boxes | {sum(full)} boxes | - | - |")
+            out.append(f"| {video} | {path} | ? | {sum(shown)} | - | {sum(found)} | - |")
             continue
-        found = [sum(min(n, faces) for n in counts) for counts in (fast, full)]
-        extra = [sum(max(n - faces, 0) for n in counts) for counts in (fast, full)]
-        total = faces * len(fast)
-        out.append(f"| {name} | {total} | {found[0]} ({found[0] / total:.1%}) | {found[1]} ({found[1] / total:.1%}) "
-                   f"| {(found[0] - found[1]) / total * 100:+.1f} | {extra[0]} / {extra[1]} |")
+        hits = [sum(min(n, faces) for n in counts) for counts in (shown, found)]
+        extra = [sum(max(n - faces, 0) for n in counts) for counts in (shown, found)]
+        total = faces * len(shown)
+        # The generated faces are on screen from the first frame to the last, so each can be shown on
+        # all frames but its first confirm_hits - 1.
+        showable = faces * max(len(shown) - confirm_hits + 1, 0)
+        out.append(f"| {video} | {path} | {total} | {hits[0]} ({hits[0] / total:.1%}) | {hits[0] / showable:.1%} "
+                   f"| {hits[1]} ({hits[1] / total:.1%}) | {extra[0]} / {extra[1]} |")
     return "\n".join(out)
 
 
@@ -189,8 +231,8 @@ def main(argv=None) -> int:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="the .h5 model")
     parser.add_argument("--frames", type=positive, default=300, help="frames per video (generated ones and --video)")
     parser.add_argument("--video", type=Path, action="append", default=[], help="also time this video file")
-    parser.add_argument("--detect-every", type=positive, default=2,
-                        help="also time the fast path detecting on every n-th frame only (test.py --detect-every)")
+    parser.add_argument("--scan-every", type=positive, default=1,
+                        help="also time the live loop searching the whole frame every n-th frame (test.py --scan-every)")
     args = parser.parse_args(argv)
     photos = {"Grace Hopper": sample_face, "astronaut": astronaut, "mirrored": lambda: cv2.flip(sample_face(), 1)}
     try:
@@ -202,8 +244,10 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as folder:
         try:
-            recognizer = EmotionRecognizer(model=args.model)  # the fast path exactly as shipped
-            naive_detector = FaceDetector(detect_width=None, scale_factor=1.1)
+            recognizer = EmotionRecognizer(model=args.model)  # the live loop exactly as shipped
+            other = EmotionRecognizer(model=args.model, scan_every=args.scan_every)
+            # min_face at the cascade's own window: the frame is searched at full size, as before min_face.
+            naive_detector = FaceDetector(min_face=HAAR_WINDOW, scale_factor=1.1)
             extra = [(path.name, None, path) for path in args.video if open_source(path)]  # bad files fail now
             videos = [("1 face", 1, write_video(Path(folder) / "one.mp4", demo_frames(args.frames))),
                       ("3 faces", 3, write_video(Path(folder) / "three.mp4",
@@ -213,38 +257,53 @@ def main(argv=None) -> int:
             return 1
         names = recognizer.class_names
         naive_classify = predict_per_face(recognizer.model, len(names))
-        # First calls trace graphs and build predict functions: start-up, not the loop.
+        # First calls trace graphs, build predict functions and load BlazeFace: start-up, not the loop.
         for count in (1, 3):
-            recognizer.classifier.scores(np.zeros((count, 48, 48, 1), np.float32))
             naive_classify(np.zeros((count, 48, 48, 1), np.float32))
+        for live in (recognizer, other):
+            live.detect(sample_face())
+        paths = {"shipped": recognizer, f"scan every {args.scan_every}": other}
+        scans = {label: ScanCounter(live.haar) for label, live in paths.items()}
+        naive_scans = ScanCounter(naive_detector)
 
+        haar = recognizer.haar
         command = "python " + shlex.join([sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
         print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start\n"
               f"TensorFlow {tf.__version__}, Keras {keras.__version__}, OpenCV {cv2.__version__}\n"
               f"command: {command}\n"
-              f"fast: FaceDetector(detect_width={recognizer.detector.detect_width}) + one batched {recognizer.runtime} "
-              f"call per frame; naive: full-size Haar + model.predict per face; crop margin {recognizer.margin}\n")
+              f"shipped: EmotionRecognizer() as test.py runs it: find_faces with Haar at min_face={recognizer.min_face} "
+              f"(scale factor {haar.scale_factor}, min_neighbors {haar.min_neighbors}), the whole frame every "
+              f"{recognizer.scan_every}th frame and near the followed faces in between, verify={recognizer.verify} "
+              f"(BlazeFace checks each new face; timed as detection), one batched {recognizer.runtime} call per "
+              f"frame, crop margin {recognizer.margin}, FaceTracker update\n"
+              f"scan every {args.scan_every}: the same with scan_every={other.scan_every}\n"
+              f"naive: full-size Haar (min_face={naive_detector.min_face}, scale factor {naive_detector.scale_factor}) "
+              "+ model.predict per face, no BlazeFace check\n")
         detection = []
         for name, faces, path in videos:
-            # Both paths on one video before the next, so a change in background load hits both alike.
-            fast = run_loop(path, args.frames, recognizer.detector, recognizer.classifier.scores, names,
-                            recognizer.margin)
-            sparse = run_loop(path, args.frames, recognizer.detector, recognizer.classifier.scores, names,
-                              recognizer.margin, args.detect_every)
-            naive = run_loop(path, args.frames, naive_detector, naive_classify, names, recognizer.margin)
-            table = speed_table({"fast": fast[0], f"fast, detect every {args.detect_every}": sparse[0],
-                                 "naive": naive[0]})
-            print(f"### {name}: {len(fast[1])} frames\n\n{table}\n")
-            detection.append((name, faces, fast[1], naive[1]))
+            # All paths on one video before the next, so a change in background load hits them alike.
+            results = {label: run_loop(path, args.frames, live.find_faces, live.classifier.scores, names,
+                                       live.margin, scans[label], live.blazeface if live.verify else None)
+                       for label, live in paths.items()}
+            results["naive"] = run_loop(path, args.frames, lambda frame, gray, tracker: naive_detector.detect(gray),
+                                        naive_classify, names, recognizer.margin, naive_scans)
+            table = speed_table({label: result[0] for label, result in results.items()})
+            print(f"### {name}: {len(results['shipped'][1])} frames\n\n{table}\n")
+            detection += [(name, faces, label, result[1], result[2]) for label, result in results.items()]
             if name == "1 face":
-                frames, labels = len(fast[1]), fast[2]
+                frames, labels = len(results["shipped"][1]), results["shipped"][3]
 
     raw, shown = (label_changes([pair[i] for pair in labels]) / (frames / FPS) for i in (0, 1))
     ratio = f"{raw / shown:.1f}x fewer" if shown else ("none either way" if not raw else "all removed")
     darkened = (sample_face() * 0.45).astype(np.uint8)
-    print(f"### faces found\n\n{detection_table(detection, recognizer.detector.detect_width)}\n\n"
-          f"### smoothing on the 1-face video ({len(labels)} frames with a face; same face, same expression)\n\n"
+    confirm_hits = FaceTracker(names).confirm_hits
+    print(f"### faces found\n\n{detection_table(detection, confirm_hits)}\n\n"
+          f"A new face is shown after {confirm_hits} detections in a row (and, on the live loop's paths, once "
+          f"BlazeFace agrees), so the first {confirm_hits - 1} frames of each face are never shown; a shown face "
+          "missed by the detector stays on screen for a few frames.\n\n"
+          f"### smoothing on the 1-face video ({len(labels)} frames with a face found and shown; same face, same "
+          f"expression)\n\n"
           f"label changes per second: raw scores {raw:.2f}, FaceTracker {shown:.2f} ({ratio})\n\n"
           f"{delay_table(recognizer, {**{n: make() for n, make in photos.items()}, 'darkened': darkened})}")
     return 0

@@ -7,6 +7,8 @@
 def __getattr__(name):
     # Loaded on first use, so `python test.py --help` and emotion.constants stay free of TensorFlow.
     if name == "EmotionRecognizer":
+        from .console import load_quietly
+        load_quietly()  # a user's script deserves the scripts' quiet start, without TensorFlow's chatter
         from .recognizer import EmotionRecognizer
         return EmotionRecognizer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -180,7 +180,26 @@ def build_augmentation(seed=None):
         layers.RandomContrast(0.2, value_range=(0, 255), seed=seed),
         # Hands, glasses and hair hide parts of real faces; erasing patches teaches the net not to rely on one part.
         layers.RandomErasing(factor=0.5, scale=(0.02, 0.15), value_range=(0, 255), seed=seed),
+        # Webcam and phone faces are softer and noisier than FER2013's scans.
+        layers.RandomGaussianBlur(factor=0.3, kernel_size=3, sigma=(0.1, 0.8), value_range=(0, 255), seed=seed),
     ], name="augmentation")
+
+
+def random_exposure_and_noise(pixels, max_log_gamma=0.4, max_noise=6.0):
+    """Under- or over-exposure (pixels ** gamma) and sensor noise, as cheap cameras give; drawn per image."""
+    pixels = tf.cast(pixels, tf.float32)  # augmentation layers hand over bfloat16 under mixed precision
+    per_image = (tf.shape(pixels)[0], 1, 1, 1)
+    gamma = tf.exp(tf.random.uniform(per_image, -max_log_gamma, max_log_gamma))
+    exposed = 255.0 * tf.pow(tf.clip_by_value(pixels, 0.0, 255.0) / 255.0, gamma)
+    noise = tf.random.normal(tf.shape(pixels)) * tf.random.uniform(per_image, 0.0, max_noise)
+    return tf.clip_by_value(exposed + noise, 0.0, 255.0)
+
+
+def random_jpeg(image, probability=0.5):
+    """Re-encode one uint8 image at a random low JPEG quality, as streamed and uploaded faces are."""
+    compressed = tf.cond(tf.random.uniform(()) < probability,
+                         lambda: tf.image.random_jpeg_quality(image, 20, 90), lambda: image)
+    return tf.ensure_shape(compressed, image.shape)  # the JPEG round trip forgets the static shape
 
 
 def make_dataset(images, labels, num_classes, batch_size, training=False, seed=None):
@@ -188,9 +207,11 @@ def make_dataset(images, labels, num_classes, batch_size, training=False, seed=N
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     if training:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.map(lambda x, y: (random_jpeg(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size).map(
         lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
     if training:
         augment = build_augmentation(seed)
-        dataset = dataset.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(lambda x, y: (random_exposure_and_noise(augment(x, training=True)), y),
+                              num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

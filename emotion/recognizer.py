@@ -9,48 +9,94 @@
 from pathlib import Path
 
 import cv2
+import numpy as np
 
-from .classify import EmotionClassifier, FaceTracker, litert_from_keras, make_faces
+from .classify import EmotionClassifier, litert_from_keras
 from .constants import DEFAULT_MODEL_PATH
-from .detect import FaceDetector, crop_faces, to_gray
+from .detect import FaceDetector, crop_faces, expand_box, to_gray
 from .model import load_model
 from .records import frame_record
 from .sources import SourceError, open_source
+from .track import FaceTracker, box_overlap, make_faces
+
+DETECTORS = ("haar", "blazeface")
 
 
 class EmotionRecognizer:
-    """Haar faces + little-VGG emotions. Loads the model and cascade once; reuse one instance."""
+    """Faces (Haar, checked by BlazeFace) + little-VGG emotions. Loads its models once; reuse one instance."""
 
-    def __init__(self, model=DEFAULT_MODEL_PATH, cascade=None, detect_width=480, margin=0.0, flip_average=True,
-                 runtime="litert", detect_every=1):
-        """margin: share of the Haar box added on each side before cropping; 0 scored best, since Haar's
-        box already frames a face much as FER2013 does (benchmarks/labelled_video.py).
+    def __init__(self, model=DEFAULT_MODEL_PATH, cascade=None, min_face=48, detector="haar", verify=True,
+                 scan_every=10, margin=0.0, flip_average=True, runtime="litert"):
+        """min_face: smallest face searched for, in pixels; smaller ones are too blurred for the 48x48
+        classifier to read, and skipping them makes Haar several times cheaper. detector: "haar", or
+        "blazeface" (a small DNN that also finds tilted and half-turned faces, close to the camera).
+        verify: keep a Haar box only when BlazeFace also sees a face there (on video, once per new face).
+        scan_every: on video, search the whole frame every n-th frame, and in between only around the
+        faces being followed (a face lost there triggers a whole-frame search at once).
+        margin: share of the box added on each side before cropping; 0 scored best, since Haar's box
+        already frames a face much as FER2013 does (benchmarks/labelled_video.py).
         flip_average: score each face and its mirror image, and average (more accurate, twice the
         classification cost). runtime: "litert" (8-bit weights, fastest; falls back to "keras" where
-        LiteRT is not installed) or "keras" (the .h5's float32 weights exactly). detect_every: with a
-        tracker, run Haar on every n-th frame only and classify the faces at their last boxes in between."""
-        if detect_every < 1:
-            raise ValueError(f"detect_every must be 1 or more, not {detect_every}")
+        LiteRT is not installed) or "keras" (the .h5's float32 weights exactly)."""
+        if detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, not {detector!r}")
+        if scan_every < 1 or min_face < 1:
+            raise ValueError(f"scan_every and min_face must be 1 or more, not {scan_every} and {min_face}")
         self.model, self.class_names = load_model(model)
-        self.detector = FaceDetector(cascade, detect_width=detect_width)
+        self.haar = FaceDetector(cascade, min_face=min_face) if detector == "haar" else None
+        self.blazeface = None
+        if detector == "blazeface" or verify:
+            from .blazeface import BlazeFace
+            self.blazeface = BlazeFace()
         litert = litert_from_keras(self.model, model) if runtime == "litert" else None
         self.runtime = "litert" if litert is not None else "keras"
         self.classifier = EmotionClassifier(self.model, self.class_names, flip_average=flip_average, litert=litert)
-        self.margin = margin
-        self.detect_every = detect_every
+        self.min_face, self.verify, self.scan_every, self.margin = min_face, verify, scan_every, margin
+
+    def candidates(self, image, gray):
+        """Boxes the detector finds in the whole image, before any check."""
+        if self.haar is not None:
+            return self.haar.detect(gray)
+        boxes = self.blazeface.detect(image)
+        return boxes[boxes[:, 2] >= self.min_face]
+
+    def find_faces(self, frame, gray, tracker):
+        """int (n, 4) boxes of one video frame: searched near the tracker's faces where that suffices."""
+        followed = tracker.search_boxes()
+        if self.haar is not None and followed and tracker.frames % self.scan_every:
+            found = [self.haar.detect_near(gray, box) for box in followed]
+            if all(len(boxes) for boxes in found):
+                return distinct([boxes[0] for boxes in found])
+        return self.candidates(frame, gray)
 
     def process(self, frame, tracker=None):
-        """[Face] for one BGR or grey frame; with a FaceTracker, scores are smoothed across calls."""
+        """[Face] for one BGR or grey frame; with a FaceTracker, faces are confirmed and smoothed across calls."""
+        if tracker is None:
+            return self.faces_in_image(frame)
         gray = to_gray(frame)
-        if tracker is not None and tracker.frames % self.detect_every:
-            # Between detections a face moves a few pixels; the held box still frames it, and Haar,
-            # most of a frame's cost, is skipped.
-            boxes = tracker.last_boxes
-        else:
-            boxes = self.detector.detect(gray)
+        boxes = self.find_faces(frame, gray, tracker)
         scores = self.classifier.scores(crop_faces(gray, boxes, self.margin))
-        if tracker is not None:
-            return tracker.update(boxes, scores)
+        # A new Haar face is checked once by BlazeFace before it is shown; BlazeFace's own faces need no check.
+        is_face = (lambda box: self.blazeface.is_face(frame, box)) if self.haar is not None and self.verify else None
+        return tracker.update(boxes, scores, is_face)
+
+    def faces_in_image(self, image, border=0.25):
+        """[Face] for a still image: each Haar box checked by BlazeFace, as there are no frames to confirm it.
+
+        A photo that is already a face crop leaves the detectors no margin around the face: where they
+        find nothing, they look again with a border of repeated edge pixels added. Boxes are clipped to
+        the image.
+        """
+        for pad in (0, round(border * max(image.shape[:2]))):
+            padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else image
+            gray = to_gray(padded)
+            boxes = self.candidates(padded, gray)
+            if len(boxes):
+                break
+        if self.haar is not None and self.verify:
+            boxes = boxes[[self.blazeface.is_face(padded, box) for box in boxes]].reshape(-1, 4)
+        scores = self.classifier.scores(crop_faces(gray, boxes, self.margin))
+        boxes = [expand_box((x - pad, y - pad, w, h), 0.0, image.shape) for x, y, w, h in boxes]
         return make_faces(boxes, scores, self.class_names)
 
     def detect(self, image):
@@ -61,16 +107,29 @@ class EmotionRecognizer:
                 raise SourceError(f"image {path} cannot be read")
         return self.process(image)
 
-    def tracker(self, smoothing=0.25):
-        return FaceTracker(self.class_names, smoothing=smoothing)
+    def tracker(self, smooth=True):
+        """A FaceTracker for one video or camera; smooth=False shows each frame's raw scores, but still
+        confirms new faces and follows them (so detection stays cheap)."""
+        if smooth:
+            return FaceTracker(self.class_names)
+        return FaceTracker(self.class_names, smoothing=1.0, hysteresis=0.0)
 
     def analyze_video(self, path, smooth=True, max_frames=None):
         """Per-frame records {"frame", "time_s", "faces": [Face.to_json() + "face_id"]} of a video file."""
         source = open_source(path)
-        tracker = self.tracker() if smooth else None
+        tracker = self.tracker(smooth)
         records = []
         for index, (_, frame) in enumerate(source.frames()):
             if max_frames is not None and index >= max_frames:
                 break
             records.append(frame_record(index, index / (source.fps or 30.0), self.process(frame, tracker)))
         return records
+
+
+def distinct(boxes, max_overlap=0.5):
+    """int (n, 4) boxes without the ones that overlap an earlier one: two tracks can find the same face."""
+    kept = []
+    for box in boxes:
+        if all(box_overlap(box, other) <= max_overlap for other in kept):
+            kept.append(box)
+    return np.array(kept, int).reshape(-1, 4)

@@ -16,6 +16,8 @@ import cv2
 import matplotlib
 import numpy as np
 
+from .console import native_stderr_silenced
+
 
 class SourceError(ValueError):
     """A source or output that cannot be used; the message says what to do instead."""
@@ -150,8 +152,10 @@ def open_source(spec):
             raise SourceError(f"image {path} cannot be read")
         return Source("image", lambda source: iter([(path.name, image)]), 0.0, (image.shape[1], image.shape[0]),
                       expected_frames=1)
-    capture = cv2.VideoCapture(str(path))
-    ok, first = capture.read() if capture.isOpened() else (False, None)
+    # FFmpeg reports a broken file in lines of its own ("moov atom not found"); the error below says it in one.
+    with native_stderr_silenced():
+        capture = cv2.VideoCapture(str(path))
+        ok, first = capture.read() if capture.isOpened() else (False, None)
     if not ok:
         raise SourceError(f"{path} is neither an image nor a video that OpenCV can read")
     capture.set(cv2.CAP_PROP_POS_FRAMES, 0)

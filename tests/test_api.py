@@ -42,7 +42,7 @@ def test_a_crowd_of_faces_cut_by_the_frame_edges_never_crashes(tiny_model):
     for row in range(6):
         for column in range(9):
             paste(crowd, face, column * 150 - 40, row * 170 - 60)
-    faces = EmotionRecognizer(model=tiny_model, detect_width=None).detect(crowd)
+    faces = EmotionRecognizer(model=tiny_model, min_face=24).detect(crowd)
     assert len(faces) >= 20
     for found in faces:
         x, y, w, h = found.box
@@ -57,17 +57,36 @@ def test_analyze_video_gives_per_frame_records_with_face_ids(recognizer, face_vi
     assert len(ids) == 1, "one moving face keeps one id"
 
 
-def test_detect_every_third_frame_holds_the_boxes_in_between(tiny_model):
-    recognizer = EmotionRecognizer(model=tiny_model, detect_every=3)
-    detected_on = []
-    detect = recognizer.detector.detect
-    recognizer.detector.detect = lambda gray: detected_on.append(tracker.frames) or detect(gray)
+def test_video_searches_the_whole_frame_every_scan_every_frames_and_near_the_face_in_between(tiny_model):
+    recognizer = EmotionRecognizer(model=tiny_model, scan_every=4)
+    scans, near = [], []
+    detect, detect_near = recognizer.haar.detect, recognizer.haar.detect_near
+    recognizer.haar.detect = lambda gray: scans.append(tracker.frames) or detect(gray)
+    recognizer.haar.detect_near = lambda gray, box: near.append(tracker.frames) or detect_near(gray, box)
     tracker = recognizer.tracker()
-    frames = [np.roll(sample_face(), 4 * index, axis=1) for index in range(7)]
+    frames = [np.roll(sample_face(), 4 * index, axis=1) for index in range(9)]
     boxes = [[face.box for face in recognizer.process(frame, tracker)] for frame in frames]
-    assert detected_on == [0, 3, 6]
-    assert boxes[1] == boxes[2] == boxes[0] and boxes[4] == boxes[5] == boxes[3]
-    assert boxes[3] != boxes[0], "the face moved 12 px by frame 3, and the new detection follows it"
-    assert len(recognizer.process(frames[0])) == 1, "a single image is always detected"
+    assert scans == [0, 4, 8] and near == [1, 2, 3, 5, 6, 7]
+    assert all(len(frame_boxes) == 1 for frame_boxes in boxes[2:])
+    # The face moves 4 px a frame, and the box found near it follows.
+    assert boxes[7][0][0] - boxes[3][0][0] == pytest.approx(16, abs=6)
+    # A face lost near its box is looked for in the whole frame at once.
+    blank = np.full_like(frames[0], 90)
+    recognizer.process(blank, tracker)
+    assert scans[-1] == 9 and near[-1] == 9
     with pytest.raises(ValueError):
-        EmotionRecognizer(model=tiny_model, detect_every=0)
+        EmotionRecognizer(model=tiny_model, scan_every=0)
+
+
+def test_a_tight_face_crop_still_gives_its_face(recognizer):
+    from emotion.detect import FaceDetector, to_gray
+    photo = sample_face()
+    x, y, w, h = FaceDetector().detect(to_gray(photo))[0]
+    inset = w * 15 // 100
+    crop = photo[y + inset:y + h - inset, x + inset:x + w - inset]
+    assert len(FaceDetector().detect(to_gray(crop))) == 0, "Haar needs a margin around the face"
+    faces = recognizer.detect(crop)
+    assert len(faces) == 1
+    fx, fy, fw, fh = faces[0].box
+    assert fx >= 0 and fy >= 0 and fx + fw <= crop.shape[1] and fy + fh <= crop.shape[0]
+    assert fw * fh > 0.6 * crop.shape[0] * crop.shape[1], "the face fills the crop"

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from emotion.classify import EmotionClassifier, FaceTracker, box_overlap, litert_from_keras, make_faces
+from emotion.classify import EmotionClassifier, litert_from_keras
 from emotion.model import build_little_vgg
 
 NAMES = ["angry", "happy", "neutral", "sad", "surprise"]
@@ -25,56 +25,6 @@ def test_flip_average_is_the_mean_of_the_face_and_its_mirror(model):
     faces = np.random.default_rng(1).integers(0, 255, (2, 48, 48, 1)).astype(np.float32)
     expected = (model.predict(faces, verbose=0) + model.predict(faces[:, :, ::-1], verbose=0)) / 2
     np.testing.assert_allclose(EmotionClassifier(model, NAMES, flip_average=True).scores(faces), expected, atol=1e-5)
-
-
-def test_box_overlap():
-    assert box_overlap((0, 0, 10, 10), (0, 0, 10, 10)) == 1
-    assert box_overlap((0, 0, 10, 10), (20, 20, 5, 5)) == 0
-    assert box_overlap((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
-
-
-def test_faces_carry_top_label_and_all_scores():
-    faces = make_faces([(1, 2, 3, 4)], np.array([[0.1, 0.6, 0.1, 0.1, 0.1]]), NAMES)
-    assert faces[0].label == "happy" and faces[0].box == (1, 2, 3, 4)
-    assert faces[0].to_json() == {"box": [1, 2, 3, 4], "label": "happy",
-                                  "scores": {"angry": 0.1, "happy": 0.6, "neutral": 0.1, "sad": 0.1, "surprise": 0.1}}
-
-
-def one_hot(index, strength=0.6):
-    row = np.full(5, (1 - strength) / 4)
-    row[index] = strength
-    return row
-
-
-def test_tracker_keeps_ids_of_moving_faces_and_gives_new_faces_new_ids():
-    tracker = FaceTracker(NAMES)
-    first = tracker.update([(0, 0, 100, 100), (300, 0, 100, 100)], [one_hot(0), one_hot(1)])
-    moved = tracker.update([(310, 5, 100, 100), (10, 5, 100, 100), (600, 300, 80, 80)],
-                           [one_hot(1), one_hot(0), one_hot(2)])
-    assert [face.face_id for face in moved[:2]] == [first[1].face_id, first[0].face_id]
-    assert moved[2].face_id not in {face.face_id for face in first}
-    np.testing.assert_allclose(list(moved[2].scores.values()), one_hot(2))  # a new face starts fresh
-
-
-def test_smoothing_stops_flicker_but_follows_a_real_change():
-    tracker = FaceTracker(NAMES, smoothing=0.25)
-    box = (50, 50, 100, 100)
-    # Raw labels flip between two close classes every frame: smoothed label should not.
-    flicker = [np.array([0.05, 0.44, 0.41, 0.05, 0.05]), np.array([0.05, 0.41, 0.44, 0.05, 0.05])]
-    labels = [tracker.update([box], [flicker[i % 2]])[0].label for i in range(30)]
-    assert labels.count("happy") == 30
-    # A real change of expression shows within a few frames.
-    changed = [tracker.update([box], [one_hot(4, 0.9)])[0].label for _ in range(9)]
-    assert changed[-1] == "surprise" and changed.index("surprise") <= 4
-
-
-def test_forgotten_face_starts_fresh():
-    tracker = FaceTracker(NAMES, max_missing=2)
-    face_id = tracker.update([(0, 0, 50, 50)], [one_hot(0)])[0].face_id
-    for _ in range(3):
-        tracker.update([], np.zeros((0, 5)))
-    back = tracker.update([(0, 0, 50, 50)], [one_hot(3)])[0]
-    assert back.face_id != face_id and back.label == "sad"
 
 
 def real_face_crops():

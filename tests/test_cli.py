@@ -85,7 +85,8 @@ def test_live_loop_writes_csv_with_one_row_per_face(tiny_model, face_video, tmp_
     with open(log) as file:
         rows = list(csv.DictReader(file))
     assert list(rows[0]) == ["frame", "time_s", "face_id", "x", "y", "w", "h", "label", *CLASSES]
-    assert [int(row["frame"]) for row in rows] == list(range(5))
+    # A new face is shown from its third frame on, once confirmed.
+    assert [int(row["frame"]) for row in rows] == [2, 3, 4]
 
 
 def test_live_loop_on_a_photo_writes_an_annotated_image(tiny_model, tmp_path):
@@ -101,7 +102,7 @@ def test_live_loop_on_a_photo_writes_an_annotated_image(tiny_model, tmp_path):
 
 @pytest.mark.parametrize("case", ["no camera", "missing source", "missing model", "broken model",
                                   "existing output", "output is source", "no display", "missing cascade",
-                                  "detect every 0 frames"])
+                                  "scan every 0 frames", "min face 0", "damaged cascade"])
 def test_user_mistakes_give_one_line_and_a_nonzero_exit(case, tiny_model, face_video, tmp_path):
     broken = tmp_path / "broken.h5"
     broken.write_bytes(b"garbage")
@@ -119,8 +120,11 @@ def test_user_mistakes_give_one_line_and_a_nonzero_exit(case, tiny_model, face_v
         "no display": (["--source", face_video], {"DISPLAY": None, "WAYLAND_DISPLAY": None}, "--no-display"),
         "missing cascade": (["--source", face_video, "--cascade", tmp_path / "x.xml", "--no-display"], None,
                             "cascade file"),
-        "detect every 0 frames": (["--source", face_video, "--detect-every", "0", "--no-display"], None,
-                                  "--detect-every"),
+        "scan every 0 frames": (["--source", face_video, "--scan-every", "0", "--no-display"], None,
+                                "--scan-every"),
+        "min face 0": (["--source", face_video, "--min-face", "0", "--no-display"], None, "--min-face"),
+        "damaged cascade": (["--source", face_video, "--cascade", broken, "--no-display"], None,
+                            "not a valid OpenCV cascade"),
     }[case]
     if "--model" not in args:
         args += ["--model", tiny_model]

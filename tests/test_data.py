@@ -9,6 +9,8 @@ from emotion.data import (
     load_fer_csv,
     load_image_folder,
     make_dataset,
+    random_exposure_and_noise,
+    random_jpeg,
     read_face_image,
 )
 from tests.conftest import CLASSES, pattern_image, write_dataset
@@ -97,6 +99,31 @@ def test_dataset_yields_float_pixels_and_one_hot_labels_and_augments_only_in_tra
     augmented = next(iter(make_dataset(images, labels, 5, batch_size=10, training=True, seed=1)))[0].numpy()
     assert augmented.shape == (10, 48, 48, 1)
     assert not np.allclose(np.sort(augmented.ravel()), np.sort(images.ravel().astype(np.float32)))
+
+
+def test_exposure_and_noise_vary_per_image_and_stay_in_pixel_range():
+    tf.random.set_seed(0)
+    grey = np.full((64, 48, 48, 1), 128, np.float32)
+    changed = random_exposure_and_noise(tf.constant(grey)).numpy()
+    assert changed.shape == grey.shape and changed.min() >= 0 and changed.max() <= 255
+    # One gamma per image: some come out darker, some lighter.
+    means = changed.mean(axis=(1, 2, 3))
+    assert means.min() < 115 and means.max() > 141
+    # Sensor noise of a strength drawn per image: some images are grainy, some nearly clean.
+    spread = changed.std(axis=(1, 2, 3))
+    assert spread.max() > 3 and spread.min() < 1
+    bright = random_exposure_and_noise(tf.constant(np.full((4, 48, 48, 1), 250, np.float32))).numpy()
+    assert bright.max() <= 255
+
+
+def test_jpeg_recompression_keeps_the_shape_and_leaves_blocky_traces_on_some_images():
+    tf.random.set_seed(0)
+    from emotion.sources import sample_face
+    face = tf.constant(cv2.resize(cv2.cvtColor(sample_face(), cv2.COLOR_BGR2GRAY)[100:340, 150:390], (48, 48))[..., None])
+    results = [random_jpeg(face).numpy() for _ in range(40)]
+    assert all(result.shape == (48, 48, 1) and result.dtype == np.uint8 for result in results)
+    changed = sum(not np.array_equal(result, face.numpy()) for result in results)
+    assert 8 <= changed <= 32, "about half the images are recompressed"
 
 
 def write_fer_csv(path, rows):

@@ -1,4 +1,6 @@
+import cv2
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,11 +16,34 @@ def test_finds_the_one_face_in_a_real_photo():
     assert 100 < x + w / 2 < 400 and 100 < y + h / 2 < 350 and 150 < w < 300
 
 
-def test_reduced_resolution_detection_reports_full_resolution_boxes():
+def test_shrunk_search_reports_full_resolution_boxes_and_skips_faces_under_min_face():
     gray = to_gray(sample_face())
-    full = FaceDetector().detect(gray)[0]
-    fast = FaceDetector(detect_width=256).detect(gray)[0]
-    assert np.abs(fast - full).max() < 0.12 * full[2]
+    full = FaceDetector(min_face=24).detect(gray)[0]
+    shrunk = FaceDetector(min_face=96).detect(gray)[0]  # searched on a copy a quarter the size
+    assert np.abs(shrunk - full).max() < 0.12 * full[2]
+    small = cv2.resize(gray, None, fx=0.25, fy=0.25)  # the face is now about 55 pixels
+    assert len(FaceDetector(min_face=40).detect(small)) == 1
+    assert len(FaceDetector(min_face=80).detect(small)) == 0
+
+
+def test_search_near_a_box_follows_the_face_and_ignores_the_rest_of_the_frame():
+    gray = to_gray(sample_face())
+    box = FaceDetector().detect(gray)[0]
+    moved = np.roll(gray, (9, -12), axis=(0, 1))
+    near = FaceDetector().detect_near(moved, box)
+    assert len(near) == 1
+    np.testing.assert_allclose(near[0][:2], box[:2] + [-12, 9], atol=0.1 * box[2])
+    # A region far from the face has none, though the frame still holds one.
+    assert len(FaceDetector().detect_near(gray, (0, 450, box[2], box[3]))) == 0
+
+
+def test_a_damaged_cascade_file_is_a_cascade_error(tmp_path):
+    from emotion.detect import BUNDLED_CASCADE, CascadeError
+    for name, content in (("random.xml", np.random.default_rng(0).bytes(4000)),
+                          ("truncated.xml", BUNDLED_CASCADE.read_bytes()[:300]), ("empty.xml", b"")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(CascadeError, match="not a valid OpenCV cascade"):
+            FaceDetector(tmp_path / name)
 
 
 def test_blank_frame_has_no_faces():

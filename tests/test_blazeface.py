@@ -1,0 +1,91 @@
+"""BlazeFace as Haar's second opinion and as a detector of its own, on real photos (skimage and matplotlib ship them)."""
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from emotion import EmotionRecognizer
+from emotion.blazeface import BlazeFace, anchor_centres
+from emotion.detect import FaceDetector, to_gray
+from emotion.sources import sample_face
+from emotion.track import box_overlap
+
+
+def bgr(rgb):
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+
+
+FACE_FREE = {
+    "coffee": lambda: bgr(data.coffee()),
+    "chelsea": lambda: bgr(data.chelsea()),  # a cat
+    "rocket": lambda: bgr(data.rocket()),
+    "coins": data.coins,  # Haar finds six "faces" among them when it looks for faces from 24 pixels
+    "clock": lambda: cv2.resize(data.clock(), None, fx=2, fy=2),  # Haar boxes part of its face at this size
+}
+FACES = {"astronaut": lambda: bgr(data.astronaut()), "grace hopper": sample_face}
+
+
+@pytest.fixture(scope="module")
+def blazeface():
+    return BlazeFace()
+
+
+@pytest.fixture(scope="module")
+def recognizers(tiny_model):
+    return {name: EmotionRecognizer(model=tiny_model, **options)
+            for name, options in (("haar", {}), ("unverified", {"verify": False}),
+                                  ("blazeface", {"detector": "blazeface"}))}
+
+
+def test_anchors_cover_the_input_on_two_grids():
+    centres = anchor_centres()
+    assert centres.shape == (896, 2)
+    assert 0 < centres.min() and centres.max() < 1
+    assert len(np.unique(centres[:512], axis=0)) == 16 * 16 and len(np.unique(centres[512:], axis=0)) == 8 * 8
+
+
+@pytest.mark.parametrize("name", FACE_FREE)
+def test_photos_without_a_face_give_no_face(recognizers, name):
+    image = FACE_FREE[name]()
+    assert recognizers["haar"].detect(image) == []
+    assert recognizers["blazeface"].detect(image) == []
+
+
+def test_coins_searched_from_24_pixels_give_haar_boxes_but_no_face(tiny_model):
+    assert len(FaceDetector(min_face=24).detect(data.coins())) == 6
+    assert EmotionRecognizer(model=tiny_model, min_face=24).detect(data.coins()) == []
+
+
+def test_a_haar_box_on_no_face_is_removed_by_the_check(recognizers, blazeface):
+    clock = FACE_FREE["clock"]()
+    boxes = FaceDetector().detect(to_gray(clock))
+    assert len(boxes) == 1, "Haar alone invents a face here"
+    assert not blazeface.is_face(clock, boxes[0])
+    assert len(recognizers["unverified"].detect(clock)) == 1
+    assert recognizers["haar"].detect(clock) == []
+
+
+@pytest.mark.parametrize("name", FACES)
+def test_photos_of_one_person_give_exactly_one_face(recognizers, blazeface, name):
+    image = FACES[name]()
+    haar = recognizers["haar"].detect(image)
+    own = recognizers["blazeface"].detect(image)
+    assert len(haar) == len(own) == 1
+    assert blazeface.is_face(image, haar[0].box)
+    # BlazeFace's boxes are reframed like Haar's, which the classifier was trained on.
+    assert box_overlap(haar[0].box, own[0].box) > 0.6
+
+
+def test_the_check_wants_a_face_of_the_box_size_at_the_box(blazeface):
+    image = sample_face()
+    x, y, w, h = FaceDetector().detect(to_gray(image))[0]
+    assert blazeface.is_face(image, (x, y, w, h))
+    assert not blazeface.is_face(image, (x + w // 4, y + h // 4, w // 5, h // 5)), "an eye is not a face"
+    assert not blazeface.is_face(image, (x, y + h + 10, w, h)), "the shoulders below are not a face"
+    assert not blazeface.is_face(image, (x, y, w // 2, h // 2)), "nor is a quarter of the face"
+
+
+def test_a_face_in_a_video_is_shown_from_its_third_frame(recognizers, face_video):
+    records = recognizers["haar"].analyze_video(face_video)
+    assert [len(record["faces"]) for record in records[:4]] == [0, 0, 1, 1]
+    assert all(len(record["faces"]) == 1 for record in records[2:])

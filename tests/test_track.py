@@ -1,0 +1,118 @@
+import numpy as np
+import pytest
+
+from emotion.track import FaceTracker, box_overlap, make_faces
+
+NAMES = ["angry", "happy", "neutral", "sad", "surprise"]
+
+
+def test_box_overlap():
+    assert box_overlap((0, 0, 10, 10), (0, 0, 10, 10)) == 1
+    assert box_overlap((0, 0, 10, 10), (20, 20, 5, 5)) == 0
+    assert box_overlap((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+    # Not square: the height counts on its own (a 10x20 box inside a 10x40 one).
+    assert box_overlap((0, 0, 10, 40), (0, 10, 10, 20)) == pytest.approx(200 / 400)
+
+
+def test_faces_carry_top_label_and_all_scores():
+    faces = make_faces([(1, 2, 3, 4)], np.array([[0.1, 0.6, 0.1, 0.1, 0.1]]), NAMES)
+    assert faces[0].label == "happy" and faces[0].box == (1, 2, 3, 4)
+    assert faces[0].to_json() == {"box": [1, 2, 3, 4], "label": "happy",
+                                  "scores": {"angry": 0.1, "happy": 0.6, "neutral": 0.1, "sad": 0.1, "surprise": 0.1}}
+
+
+def one_hot(index, strength=0.6):
+    row = np.full(5, (1 - strength) / 4)
+    row[index] = strength
+    return row
+
+
+def test_tracker_keeps_ids_of_moving_faces_and_gives_new_faces_new_ids():
+    tracker = FaceTracker(NAMES, confirm_hits=1)
+    first = tracker.update([(0, 0, 100, 100), (300, 0, 100, 100)], [one_hot(0), one_hot(1)])
+    moved = tracker.update([(310, 5, 100, 100), (10, 5, 100, 100), (600, 300, 80, 80)],
+                           [one_hot(1), one_hot(0), one_hot(2)])
+    by_box = {face.box: face for face in moved}
+    assert by_box[(310, 5, 100, 100)].face_id == first[1].face_id
+    assert by_box[(10, 5, 100, 100)].face_id == first[0].face_id
+    new = by_box[(600, 300, 80, 80)]
+    assert new.face_id not in {face.face_id for face in first}
+    np.testing.assert_allclose(list(new.scores.values()), one_hot(2))  # a new face starts fresh
+    assert [face.box[2] for face in moved] == [100, 100, 80], "largest first"
+
+
+def test_smoothing_stops_flicker_but_follows_a_real_change():
+    tracker = FaceTracker(NAMES, smoothing=0.25, confirm_hits=1)
+    box = (50, 50, 100, 100)
+    # Raw labels flip between two close classes every frame: smoothed label should not.
+    flicker = [np.array([0.05, 0.44, 0.41, 0.05, 0.05]), np.array([0.05, 0.41, 0.44, 0.05, 0.05])]
+    labels = [tracker.update([box], [flicker[i % 2]])[0].label for i in range(30)]
+    assert labels.count("happy") == 30
+    # A real change of expression shows within a few frames.
+    changed = [tracker.update([box], [one_hot(4, 0.9)])[0].label for _ in range(9)]
+    assert changed[-1] == "surprise" and changed.index("surprise") <= 4
+
+
+def test_smoothed_scores_are_the_moving_average_of_raw_scores():
+    tracker = FaceTracker(NAMES, smoothing=0.25, confirm_hits=1)
+    box = (0, 0, 60, 80)
+    tracker.update([box], [one_hot(0, 0.8)])
+    second = tracker.update([box], [one_hot(1, 0.8)])[0]
+    np.testing.assert_allclose(list(second.scores.values()), 0.25 * one_hot(1, 0.8) + 0.75 * one_hot(0, 0.8),
+                               rtol=1e-6)
+
+
+def test_forgotten_face_starts_fresh():
+    tracker = FaceTracker(NAMES, max_missing=2, confirm_hits=1, hold=0)
+    face_id = tracker.update([(0, 0, 50, 50)], [one_hot(0)])[0].face_id
+    for _ in range(3):
+        assert tracker.update([], np.zeros((0, 5))) == []
+    back = tracker.update([(0, 0, 50, 50)], [one_hot(3)])[0]
+    assert back.face_id != face_id and back.label == "sad"
+
+
+def test_a_new_face_is_shown_only_after_three_detections():
+    tracker = FaceTracker(NAMES)
+    box = (100, 100, 90, 120)
+    shown = [len(tracker.update([box], [one_hot(1)])) for _ in range(4)]
+    assert shown == [0, 0, 1, 1]
+
+
+def test_a_box_that_flickers_is_never_shown():
+    # A caption letter: found on one frame, missed on the next two, again and again.
+    tracker = FaceTracker(NAMES)
+    letter = (20, 400, 30, 30)
+    shown = [tracker.update([letter] if frame % 3 == 0 else [], [one_hot(0)] if frame % 3 == 0 else [])
+             for frame in range(60)]
+    assert not any(shown)
+
+
+def test_a_confirmed_face_is_held_through_a_short_miss_then_dropped():
+    tracker = FaceTracker(NAMES, hold=3)
+    box = (100, 100, 90, 120)
+    for _ in range(3):
+        tracker.update([box], [one_hot(1)])
+    held = [tracker.update([], np.zeros((0, 5))) for _ in range(4)]
+    assert [len(faces) for faces in held] == [1, 1, 1, 0]
+    assert held[0][0].box == box and held[0][0].label == "happy"
+
+
+def test_the_face_check_decides_confirmation_and_is_retried():
+    box = (100, 100, 90, 120)
+    checks = []
+    tracker = FaceTracker(NAMES)
+    shown = [tracker.update([box], [one_hot(1)], is_face=lambda b: checks.append(b) or len(checks) > 1)
+             for _ in range(7)]
+    # Checked at the 3rd hit (refused), then at the 6th (accepted): shown from then on.
+    assert [len(faces) for faces in shown] == [0, 0, 0, 0, 0, 1, 1]
+    assert checks == [box, box]
+    rejected = FaceTracker(NAMES)
+    assert not any(rejected.update([box], [one_hot(1)], is_face=lambda b: False) for _ in range(12))
+
+
+def test_search_boxes_are_the_tracks_seen_in_the_latest_frame():
+    tracker = FaceTracker(NAMES)
+    tracker.update([(0, 0, 50, 60), (200, 0, 50, 60)], [one_hot(0), one_hot(1)])
+    assert tracker.search_boxes() == [(0, 0, 50, 60), (200, 0, 50, 60)]
+    tracker.update([(204, 2, 50, 60)], [one_hot(1)])
+    assert tracker.search_boxes() == [(204, 2, 50, 60)]
