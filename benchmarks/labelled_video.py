@@ -152,9 +152,8 @@ def run_live_path(source, truth, recognizer, labels, margins):
     that are on screen as (face index, frame number), shown faces on no face, frames decoded, shown labels
     that are right, and {margin: right per-frame labels of the shown faces, cropped at that margin}."""
     tracker = recognizer.tracker()
-    found, wrong_boxes, shown_right = [], 0, 0
+    found, wrong_boxes, decoded, shown_right = [], 0, 0, 0
     correct = dict.fromkeys(margins, 0)
-    decoded = 0
     # One pass, frames never kept: 800 frames of 640x480 would hold 700 MB.
     for (_, frame), faces in zip(source.frames(), truth):
         shown = recognizer.process(frame, tracker)
@@ -194,6 +193,8 @@ def main(argv=None) -> int:
     parser.add_argument("--scan-every", type=positive, default=shipped["scan_every"].default,
                         help="search the whole frame every n-th frame, in between only near the followed faces "
                              "(test.py --scan-every)")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="show Haar's faces without BlazeFace's check (test.py --no-verify)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the face draw and the layout")
     args = parser.parse_args(argv)
 
@@ -201,7 +202,8 @@ def main(argv=None) -> int:
         try:
             if not args.data_dir.is_dir():
                 raise DatasetError(f"data folder {args.data_dir} does not exist (pass --data-dir with <class>/*.jpg)")
-            recognizer = EmotionRecognizer(model=args.model, scan_every=args.scan_every)  # otherwise as shipped
+            # Otherwise as shipped: min_face, margin, runtime.
+            recognizer = EmotionRecognizer(model=args.model, scan_every=args.scan_every, verify=not args.no_verify)
             names = recognizer.class_names
             images, labels = sample_faces(args.data_dir, names, args.faces_per_class, args.seed)
             path = Path(folder) / "labelled.mp4"
@@ -218,7 +220,8 @@ def main(argv=None) -> int:
     appearances = sum(len(faces) for faces in truth[:decoded])
     # A new face is shown after confirm_hits detections in a row: its first frames cannot count as found,
     # unless it took over the track of the face before it in the same place.
-    confirm_hits, hold = recognizer.tracker().confirm_hits, recognizer.tracker().hold
+    tracker = recognizer.tracker()
+    confirm_hits, hold = tracker.confirm_hits, tracker.hold
     showable = sum(len(faces) for number, faces in enumerate(truth[:decoded])
                    if number % args.frames_per_face >= confirm_hits - 1)
     found_later = sum(number % args.frames_per_face >= confirm_hits - 1 for _, number in found)

@@ -273,8 +273,8 @@ def main(argv=None) -> int:
               f"TensorFlow {tf.__version__}, Keras {keras.__version__}, OpenCV {cv2.__version__}\n"
               f"command: {command}\n"
               f"shipped: EmotionRecognizer() as test.py runs it: find_faces with Haar at min_face={recognizer.min_face} "
-              f"(scale factor {haar.scale_factor}, min_neighbors {haar.min_neighbors}), the whole frame every "
-              f"{recognizer.scan_every}th frame and near the followed faces in between, verify={recognizer.verify} "
+              f"(scale factor {haar.scale_factor}, min_neighbors {haar.min_neighbors}), the whole frame searched on 1 "
+              f"frame in {recognizer.scan_every} and near the followed faces in between, verify={recognizer.verify} "
               f"(BlazeFace checks each new face; timed as detection), one batched {recognizer.runtime} call per "
               f"frame, crop margin {recognizer.margin}, FaceTracker update\n"
               f"scan every {args.scan_every}: the same with scan_every={other.scan_every}\n"
@@ -292,9 +292,10 @@ def main(argv=None) -> int:
             print(f"### {name}: {len(results['shipped'][1])} frames\n\n{table}\n")
             detection += [(name, faces, label, result[1], result[2]) for label, result in results.items()]
             if name == "1 face":
-                frames, labels = len(results["shipped"][1]), results["shipped"][3]
+                labels = results["shipped"][3]
 
-    raw, shown = (label_changes([pair[i] for pair in labels]) / (frames / FPS) for i in (0, 1))
+    # Per second of the frames that show the face, where both labels exist.
+    raw, shown = (label_changes([pair[i] for pair in labels]) / (max(len(labels), 1) / FPS) for i in (0, 1))
     ratio = f"{raw / shown:.1f}x fewer" if shown else ("none either way" if not raw else "all removed")
     darkened = (sample_face() * 0.45).astype(np.uint8)
     confirm_hits = FaceTracker(names).confirm_hits

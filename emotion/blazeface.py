@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .console import native_stderr_silenced
 from .detect import expand_box
 
 MODEL_FILE = "face_detection_short_range.tflite"
@@ -63,7 +64,8 @@ class BlazeFace:
             import tensorflow as tf
             Interpreter = tf.lite.Interpreter
         self.interpreter = Interpreter(model_path=str(model_path()), num_threads=1)
-        self.interpreter.allocate_tensors()
+        with native_stderr_silenced():  # LiteRT announces its XNNPACK delegate on the native stderr
+            self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]["index"]
         outputs = {detail["name"]: detail["index"] for detail in self.interpreter.get_output_details()}
         self.regressors, self.classificators = outputs["regressors"], outputs["classificators"]

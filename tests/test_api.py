@@ -90,3 +90,7 @@ def test_a_tight_face_crop_still_gives_its_face(recognizer):
     fx, fy, fw, fh = faces[0].box
     assert fx >= 0 and fy >= 0 and fx + fw <= crop.shape[1] and fy + fh <= crop.shape[0]
     assert fw * fh > 0.6 * crop.shape[0] * crop.shape[1], "the face fills the crop"
+    # A thumbnail smaller than --min-face (as FER2013's own 48x48 images) is enlarged to find it.
+    thumbnail = cv2.resize(crop, (40, 40), interpolation=cv2.INTER_AREA)
+    faces = recognizer.detect(thumbnail)
+    assert len(faces) == 1 and faces[0].box[2] > 30
