@@ -151,8 +151,8 @@ def markdown(rows, detect_label, people):
     def share(row, loop, kind):
         count = len(row["frames"][loop][kind])
         return f"{count} ({count / row['frames_scored']:.0%})"
-    out = [f"| video | frames timed | our FPS | fer FPS | ours / fer | {detect_label} | frames scored "
-           f"| more than {people} box(es): ours / fer | no face: ours / fer |", "|---|" + "---:|" * 8]
+    out = [(f"| video | frames timed | our FPS | fer FPS | ours / fer | {detect_label} | frames scored "
+            f"| more than {people} box(es): ours / fer | no face: ours / fer |"), "|---|" + "---:|" * 8]
     out += [f"| {r['video']} | {r['frames_timed']} | {r['fps_ours']:.1f} | {r['fps_fer']:.1f} | {r['ratio']:.2f}x "
             f"| {r['detect_ms_median']:.1f} | {r['frames_scored']} | {share(r, 'ours', 'extra')} / "
             f"{share(r, 'fer', 'extra')} | {share(r, 'ours', 'missed')} / {share(r, 'fer', 'missed')} |" for r in rows]
