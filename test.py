@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from emotion.console import load_quietly
-from emotion.constants import DEFAULT_MODEL_PATH
+from emotion.constants import DEFAULT_MODEL_PATH, MIN_FACE
 from emotion.detect import default_cascade_path
 
 WINDOW = "Emotion recognition (q quits)"
@@ -38,7 +38,7 @@ def parse_args(argv=None):
     parser.add_argument("--detector", choices=("haar", "blazeface"), default="haar",
                         help="haar: OpenCV's Haar cascade, each new face checked by BlazeFace; blazeface: "
                         "MediaPipe's BlazeFace alone (also finds tilted and half-turned faces near the camera)")
-    parser.add_argument("--min-face", type=int, default=48,
+    parser.add_argument("--min-face", type=int, default=MIN_FACE,
                         help="smallest face to look for, in pixels (smaller faces are too blurred to read, "
                         "and skipping them makes detection several times faster)")
     parser.add_argument("--no-verify", action="store_true",
@@ -91,12 +91,14 @@ def main(argv=None):
     class_names = recognizer.class_names
     is_stream = source.kind in ("camera", "video", "demo")
     tracker = recognizer.tracker(smooth=not args.no_smoothing) if is_stream else None
-    log = FrameLog(args.log, class_names) if args.log else None
+    log = None
     records = []
     progress = tqdm(total=source.expected_frames, unit="frame", disable=source.kind == "camera" or display)
     fps, start = 0.0, time.perf_counter()
     last = start
     try:
+        if args.log:
+            log = FrameLog(args.log, class_names)
         for index, (name, frame) in enumerate(source.frames()):
             if args.max_frames is not None and index >= args.max_frames:
                 break
@@ -127,6 +129,8 @@ def main(argv=None):
                     break
     except KeyboardInterrupt:
         pass
+    except SourceError as error:  # an output that cannot be written (a full disk): what it holds stays readable
+        return fail(error)
     finally:
         progress.close()
         if sink:
@@ -141,7 +145,10 @@ def main(argv=None):
         print(summarise(records, class_names))
         if args.log:
             picture = Path(args.log).with_suffix(".png")
-            plot_timeline(records, class_names, picture)
+            try:
+                plot_timeline(records, class_names, picture)
+            except SourceError as error:
+                return fail(error)
             print(f"emotion over time: {picture}")
     return 0
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .constants import CASCADE_NAME, IMAGE_SIZE, PROJECT_DIR
+from .constants import CASCADE_NAME, IMAGE_SIZE, MIN_FACE, PROJECT_DIR
 
 # The scripts ship their own copy; OpenCV's is the fallback when that file is missing.
 BUNDLED_CASCADE = PROJECT_DIR / CASCADE_NAME
@@ -38,13 +38,13 @@ HAAR_WINDOW = 24
 class FaceDetector:
     """Frontal faces with a Haar cascade, no smaller than min_face pixels.
 
-    Haar's cost is in its smallest scales, and a face much under 48 pixels (the classifier's input)
-    cannot be read anyway, so the whole frame is searched on a copy shrunk until a min_face face fills
-    the cascade's window. min_neighbors is 4, not OpenCV's customary 5: on a shrunken frame 5 drops
+    Haar's cost is in its smallest scales, and a face much smaller than the classifier's input cannot be
+    read anyway, so the whole frame is searched on a copy shrunk until a min_face face fills the
+    cascade's window. min_neighbors is 4, not OpenCV's customary 5: on a shrunken frame 5 drops
     small faces that full-size detection finds (benchmarks/live_loop.py).
     """
 
-    def __init__(self, cascade_path=None, min_face=48, scale_factor=1.1, min_neighbors=4):
+    def __init__(self, cascade_path=None, min_face=MIN_FACE, scale_factor=1.1, min_neighbors=4):
         cascade_path = Path(cascade_path) if cascade_path else default_cascade_path()
         if not cascade_path.is_file():
             raise CascadeError(f"cascade file {cascade_path} not found")

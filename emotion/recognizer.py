@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from .classify import EmotionClassifier, litert_from_keras
-from .constants import DEFAULT_MODEL_PATH
+from .constants import DEFAULT_MODEL_PATH, MIN_FACE
 from .detect import FaceDetector, crop_faces, expand_box, to_gray
 from .model import load_model
 from .records import frame_record
@@ -25,7 +25,7 @@ DETECTORS = ("haar", "blazeface")
 class EmotionRecognizer:
     """Faces (Haar, checked by BlazeFace) + little-VGG emotions. Loads its models once; reuse one instance."""
 
-    def __init__(self, model=DEFAULT_MODEL_PATH, cascade=None, min_face=48, detector="haar", verify=True,
+    def __init__(self, model=DEFAULT_MODEL_PATH, cascade=None, min_face=MIN_FACE, detector="haar", verify=True,
                  scan_every=10, margin=0.0, flip_average=True, runtime="litert"):
         """min_face: smallest face searched for, in pixels; smaller ones are too blurred for the 48x48
         classifier to read, and skipping them makes Haar several times cheaper. detector: "haar", or
@@ -70,7 +70,9 @@ class EmotionRecognizer:
         return self.candidates(frame, gray)
 
     def process(self, frame, tracker=None):
-        """[Face] for one BGR or grey frame; with a FaceTracker, faces are confirmed and smoothed across calls."""
+        """[Face] for one frame (any image array that as_image takes); with a FaceTracker, faces are confirmed
+        and smoothed across calls."""
+        frame = as_image(frame)
         if tracker is None:
             return self.faces_in_image(frame)
         gray = to_gray(frame)
@@ -101,7 +103,8 @@ class EmotionRecognizer:
         return make_faces(boxes, scores, self.class_names)
 
     def detect(self, image):
-        """[Face] for one image, given as a BGR/grey numpy array or a file path; never smoothed."""
+        """[Face] for one image, given as a file path or a numpy array (see as_image); never smoothed.
+        Raises SourceError for anything that is not an image."""
         if isinstance(image, (str, Path)):
             path, image = image, cv2.imread(str(image))
             if image is None:
@@ -125,6 +128,50 @@ class EmotionRecognizer:
                 break
             records.append(frame_record(index, index / (source.fps or 30.0), self.process(frame, tracker)))
         return records
+
+
+# Smaller than this on a side, an image holds no face that can be found (a face thumbnail of 12 pixels
+# still gives its face, one of 8 does not): such an array is taken for a mistake rather than a photo.
+MIN_IMAGE_SIDE = 8
+
+
+def as_image(image):
+    """uint8 BGR (h, w, 3) or grey (h, w) for any image array, else SourceError saying what is wrong.
+
+    Takes grey (h, w) or (h, w, 1), BGR and BGRA arrays of uint8, uint16 (its whole range maps onto 0-255),
+    bool, other integers in 0-255, or floats in 0-255, or in 0-1 when no value is above 1.
+    """
+    if not isinstance(image, np.ndarray):
+        hint = ": cv2.imread gives None for a file it cannot read" if image is None else ""
+        raise SourceError(f"image must be a numpy array or a file path, not {type(image).__name__}{hint}")
+    if image.size == 0:
+        raise SourceError(f"image is empty (shape {image.shape})")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim not in (2, 3) or image.ndim == 3 and image.shape[2] not in (3, 4):
+        raise SourceError(f"image has shape {image.shape}: expected (h, w) grey, (h, w, 3) BGR or (h, w, 4) BGRA")
+    if min(image.shape[:2]) < MIN_IMAGE_SIDE:
+        raise SourceError(f"image is {image.shape[1]}x{image.shape[0]} pixels: too small to hold a face "
+                          f"(at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE})")
+    image = as_uint8(image)
+    return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR) if image.ndim == 3 and image.shape[2] == 4 else image
+
+
+def as_uint8(image):
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.uint16:
+        return (image / 257).round().astype(np.uint8)
+    if image.dtype == bool:
+        return image.astype(np.uint8) * 255
+    if image.dtype.kind not in "iuf":
+        raise SourceError(f"image has dtype {image.dtype}: expected numbers")
+    low, high = image.min(), image.max()
+    if not 0 <= low <= high <= 255:  # NaN fails this too
+        raise SourceError(f"image values run from {low} to {high}: expected 0-255, or 0-1 for floats")
+    if image.dtype.kind == "f" and high <= 1:
+        image = image * 255
+    return image.round().astype(np.uint8)
 
 
 def distinct(boxes, max_overlap=0.5):

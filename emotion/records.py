@@ -5,12 +5,15 @@
     print(summarise(records, class_names)); plot_timeline(records, class_names, "emotions.png")
 """
 import csv
+import io
 import json
 from collections import Counter
 from pathlib import Path
 
 # Figure without pyplot: draws to files with no GUI backend, and leaves the caller's backend alone.
 from matplotlib.figure import Figure
+
+from .sources import write_or_undo
 
 
 def frame_record(frame, time_s, faces):
@@ -20,25 +23,39 @@ def frame_record(frame, time_s, faces):
 
 
 class FrameLog:
-    """One JSON object per frame (.jsonl/.json) or one CSV row per face (.csv), flushed every frame."""
+    """One JSON object per frame (.jsonl/.json) or one CSV row per face (.csv), on disk as soon as written.
+
+    Each frame goes straight to the file, unbuffered, so a crash or a killed run still leaves every processed
+    frame on disk; a write that fails (a full disk) is cut back to the last whole frame, so the log stays
+    parseable, and raises a SourceError.
+    """
 
     def __init__(self, path, class_names):
         self.path, self.class_names = Path(path), list(class_names)
         self.csv = self.path.suffix.lower() == ".csv"
-        self.file = open(self.path, "w", newline="")  # noqa: SIM115 - closed by close()/__exit__
+        self.file = open(self.path, "wb", buffering=0)  # noqa: SIM115 - closed by close()/__exit__
+        self.size = 0  # bytes of whole frames in the file
         if self.csv:
-            self.writer = csv.writer(self.file)
-            self.writer.writerow(["frame", "time_s", "face_id", "x", "y", "w", "h", "label", *self.class_names])
+            self.append(csv_text([["frame", "time_s", "face_id", "x", "y", "w", "h", "label", *self.class_names]]))
 
     def write(self, frame, time_s, faces):
         if self.csv:
-            for face in faces:
-                self.writer.writerow([frame, f"{time_s:.3f}", face.face_id, *face.box, face.label,
-                                      *(f"{face.scores[name]:.4f}" for name in self.class_names)])
+            self.append(csv_text([[frame, f"{time_s:.3f}", face.face_id, *face.box, face.label,
+                                   *(f"{face.scores[name]:.4f}" for name in self.class_names)] for face in faces]))
         else:
-            self.file.write(json.dumps(frame_record(frame, time_s, faces)) + "\n")
-        # A crash or a killed run still leaves every processed frame on disk.
-        self.file.flush()
+            self.append(json.dumps(frame_record(frame, time_s, faces)) + "\n")
+
+    def append(self, text):
+        data = text.encode()
+        with write_or_undo(self.path, self.cut_back):
+            written = 0
+            while written < len(data):  # an unbuffered write may take only part of the data
+                written += self.file.write(data[written:])
+        self.size += len(data)
+
+    def cut_back(self):
+        self.file.truncate(self.size)
+        self.file.seek(self.size)
 
     def close(self):
         self.file.close()
@@ -48,6 +65,12 @@ class FrameLog:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def csv_text(rows):
+    text = io.StringIO()
+    csv.writer(text).writerows(rows)
+    return text.getvalue()
 
 
 def summarise(records, class_names):
@@ -82,4 +105,5 @@ def plot_timeline(records, class_names, path):
     axes_list[0, 0].legend(loc="upper right", ncol=len(class_names), fontsize=8)
     axes_list[-1, 0].set_xlabel("time (s)")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    with write_or_undo(path, lambda: Path(path).unlink(missing_ok=True)):
+        figure.savefig(path, dpi=110)

@@ -23,6 +23,17 @@ class SourceError(ValueError):
     """A source or output that cannot be used; the message says what to do instead."""
 
 
+@contextlib.contextmanager
+def write_or_undo(path, undo):
+    """A write to path that, if it fails (a full disk, mostly), calls undo to remove what it half wrote
+    (what was written before stays readable), and raises a SourceError: cannot write <path>: <reason>."""
+    try:
+        yield
+    except OSError as error:
+        undo()
+        raise SourceError(f"cannot write {path}: {error.strerror or error}") from error
+
+
 def has_display():
     """False where a window cannot open; checked first because imshow without one aborts the process."""
     if sys.platform.startswith("linux"):
@@ -199,8 +210,12 @@ class ImageSink:
 
     def write(self, frame, name=None):
         target = self.path / name if self.folder else self.path
-        if not cv2.imwrite(str(target), frame):
+        # Encoded here and written by Python, because cv2.imwrite only says False when the disk is full.
+        ok, data = cv2.imencode(target.suffix, frame)
+        if not ok:
             raise SourceError(f"cannot write image {target} (unknown image extension?)")
+        with write_or_undo(target, lambda: target.unlink(missing_ok=True)), open(target, "wb") as file:
+            file.write(data)
 
     def close(self):
         pass
