@@ -91,7 +91,7 @@ def main(argv=None):
     class_names = recognizer.class_names
     is_stream = source.kind in ("camera", "video", "demo")
     tracker = recognizer.tracker(smooth=not args.no_smoothing) if is_stream else None
-    log = None
+    log, unwritable = None, None
     records = []
     progress = tqdm(total=source.expected_frames, unit="frame", disable=source.kind == "camera" or display)
     fps, start = 0.0, time.perf_counter()
@@ -129,8 +129,8 @@ def main(argv=None):
                     break
     except KeyboardInterrupt:
         pass
-    except SourceError as error:  # an output that cannot be written (a full disk): what it holds stays readable
-        return fail(error)
+    except SourceError as error:  # an output that cannot be written (a full disk): closed below, it stays readable
+        unwritable = error
     finally:
         progress.close()
         if sink:
@@ -139,6 +139,8 @@ def main(argv=None):
             log.close()
         if display:
             cv2.destroyAllWindows()
+    if unwritable:  # said once the progress bar is closed, as its last refresh would come after it
+        return fail(unwritable)
     if source.stopped_early:
         print(f"warning: {source.stopped_early}", file=sys.stderr)
     if records:

@@ -1,0 +1,183 @@
+"""What the API and test.py do with awkward inputs and outputs: images in other forms, things that are not
+images, and a disk that fills up while test.py writes."""
+import csv
+import errno
+import importlib.util
+import json
+import os
+import re
+
+import cv2
+import numpy as np
+import pytest
+
+from emotion import EmotionRecognizer, records, sources
+from emotion.sources import SourceError, sample_face
+from tests.conftest import ROOT
+
+FACE = sample_face()
+GREY = cv2.cvtColor(FACE, cv2.COLOR_BGR2GRAY)
+
+
+@pytest.fixture(scope="module")
+def recognizer(tiny_model):
+    return EmotionRecognizer(model=tiny_model)
+
+
+@pytest.mark.parametrize("form", ["float 0-1", "float 0-255", "uint16", "bool", "BGRA", "grey", "grey (h, w, 1)"])
+def test_images_in_other_forms_give_the_face(recognizer, form):
+    image = {
+        "float 0-1": FACE / 255,
+        "float 0-255": FACE.astype(np.float32),
+        "uint16": FACE.astype(np.uint16) * 257,
+        "bool": GREY > 110,
+        "BGRA": cv2.cvtColor(FACE, cv2.COLOR_BGR2BGRA),
+        "grey": GREY,
+        "grey (h, w, 1)": GREY[..., None],
+    }[form]
+    faces = recognizer.detect(image)
+    assert len(faces) == 1
+    if form != "bool":  # the same pixels, so the same box
+        assert faces[0].box == recognizer.detect(FACE)[0].box
+
+
+@pytest.mark.parametrize("case", ["None", "empty", "one pixel", "a list", "2 channels", "5 channels", "1-D", "4-D",
+                                  "floats from -1 to 1", "NaN", "text"])
+def test_what_is_not_an_image_gives_a_source_error_that_says_why(recognizer, case):
+    image, message = {
+        "None": (None, "not NoneType: cv2.imread gives None for a file it cannot read"),
+        "empty": (np.zeros((0, 0, 3), np.uint8), "image is empty"),
+        "one pixel": (FACE[:1, :1], "1x1 pixels: too small"),
+        "a list": (GREY[:16, :16].tolist(), "numpy array or a file path, not list"),
+        "2 channels": (FACE[..., :2], "shape (600, 512, 2)"),
+        "5 channels": (np.dstack([FACE, FACE[..., :2]]), "shape (600, 512, 5)"),
+        "1-D": (FACE.ravel(), "shape (921600,)"),
+        "4-D": (FACE[None], "shape (1, 600, 512, 3)"),
+        "floats from -1 to 1": (FACE / 127.5 - 1, "values run from -1.0 to 1.0"),
+        "NaN": (np.full((64, 64), np.nan), "values run from nan"),
+        "text": (np.full((64, 64), "a"), "dtype <U1"),
+    }[case]
+    with pytest.raises(SourceError, match=re.escape(message)):
+        recognizer.detect(image)
+
+
+def test_a_file_that_is_not_an_image_gives_a_source_error(recognizer, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    with pytest.raises(SourceError, match="notes.txt cannot be read"):
+        recognizer.detect(notes)
+    with pytest.raises(ValueError, match="cv2.imread gives None"):  # SourceError is a ValueError
+        recognizer.detect(cv2.imread(str(notes)))
+
+
+class FullDisk:
+    """open() for the code under test: the files it writes share `free` bytes, then fail with ENOSPC, as
+    on a real disk (an unbuffered write takes what fits and says so; a buffered one raises)."""
+
+    def __init__(self, free):
+        self.free = free
+
+    def open(self, file, mode="r", buffering=-1, **kwargs):
+        opened = open(file, mode, buffering, **kwargs)  # noqa: SIM115 - closed by the code under test
+        return DiskFile(opened, self, raw=buffering == 0) if "w" in mode else opened
+
+
+class DiskFile:
+    def __init__(self, file, disk, raw):
+        self.file, self.disk, self.raw = file, disk, raw
+
+    def write(self, data):
+        fits = min(len(data), self.disk.free)
+        self.file.write(data[:fits])
+        self.disk.free -= fits
+        if fits == len(data) or (self.raw and fits):
+            return fits
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+
+@pytest.fixture(scope="module")
+def script():
+    """test.py as a module, so that its main() runs here, where the disk can be made to fill up."""
+    spec = importlib.util.spec_from_file_location("test_script", ROOT / "test.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fill_disk_after(monkeypatch, free):
+    disk = FullDisk(free)
+    for module in (records, sources):
+        monkeypatch.setattr(module, "open", disk.open, raising=False)
+
+
+def assert_ends_with_one_error_line(capsys, line):
+    stderr = capsys.readouterr().err
+    assert stderr.strip().splitlines()[-1] == line, stderr  # after the progress bar
+    assert stderr.count("error:") == 1 and "Traceback" not in stderr
+
+
+def frame_count(video):
+    return int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT))
+
+
+@pytest.mark.parametrize(("suffix", "free"), [(".jsonl", 1000), (".csv", 1000), (".csv", 0)])
+def test_a_full_disk_ends_the_run_with_one_line_and_what_was_written_stays_readable(
+        script, tiny_model, face_video, tmp_path, monkeypatch, capsys, suffix, free):
+    log, video = tmp_path / f"faces{suffix}", tmp_path / "annotated.mp4"
+    fill_disk_after(monkeypatch, free)
+    assert script.main(["--source", str(face_video), "--model", str(tiny_model), "--no-display",
+                        "--log", str(log), "--output", str(video)]) == 2
+    assert_ends_with_one_error_line(capsys, f"error: cannot write {log}: No space left on device")
+    text = log.read_text()
+    assert not text or text.endswith("\n"), "a half-written frame is cut off"
+    if suffix == ".jsonl":
+        frames = [json.loads(line)["frame"] for line in text.splitlines()]
+        logged = len(frames)
+    else:
+        rows = list(csv.reader(text.splitlines()))
+        assert all(len(row) == 13 for row in rows)
+        frames = [int(row[0]) for row in rows[1:]]
+        logged = frames[-1] + 1 if frames else 0  # the face is in every frame from its third on
+    assert frames == sorted(frames) and logged < 24
+    if free:
+        assert 0 < logged == frame_count(video), "the video is closed, with the frames logged"
+
+
+def test_a_full_disk_while_writing_annotated_images_keeps_the_ones_written(script, tiny_model, tmp_path,
+                                                                            monkeypatch, capsys):
+    photos, annotated = tmp_path / "photos", tmp_path / "annotated"
+    photos.mkdir()
+    for name in ("1.jpg", "2.jpg", "3.jpg"):
+        cv2.imwrite(str(photos / name), FACE)
+    fill_disk_after(monkeypatch, int(1.5 * (photos / "1.jpg").stat().st_size))
+    assert script.main(["--source", str(photos), "--model", str(tiny_model), "--no-display",
+                        "--output", str(annotated)]) == 2
+    assert_ends_with_one_error_line(capsys, f"error: cannot write {annotated / '2.jpg'}: No space left on device")
+    assert [path.name for path in annotated.iterdir()] == ["1.jpg"], "the half-written image is removed"
+    assert cv2.imread(str(annotated / "1.jpg")).shape == FACE.shape
+
+
+def test_a_full_disk_while_drawing_the_timeline_keeps_the_log(script, tiny_model, face_video, tmp_path,
+                                                               monkeypatch, capsys):
+    def savefig(figure, path, **kwargs):
+        with open(path, "wb") as file:
+            file.write(b"\x89PNG")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(records.Figure, "savefig", savefig)
+    log = tmp_path / "faces.jsonl"
+    assert script.main(["--source", str(face_video), "--model", str(tiny_model), "--no-display", "--log", str(log),
+                        "--max-frames", "3"]) == 2
+    assert_ends_with_one_error_line(capsys, f"error: cannot write {log.with_suffix('.png')}: "
+                                             "No space left on device")
+    assert not log.with_suffix(".png").exists(), "the half-written picture is removed"
+    assert len(log.read_text().splitlines()) == 3
