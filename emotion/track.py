@@ -133,5 +133,7 @@ class FaceTracker:
         track.missing = 0
 
     def search_boxes(self):
-        """Boxes of the tracks matched in the latest frame: where to look for their faces in the next one."""
-        return [track.box for track in self.tracks.values() if track.missing == 0]
+        """Where to look for the followed faces in the next frame: the boxes of the tracks matched in the
+        latest frame, and of the faces still shown though missed (so that they are searched for until found)."""
+        return [track.box for track in self.tracks.values()
+                if track.missing == 0 or (track.confirmed and track.missing <= self.hold)]

@@ -110,9 +110,16 @@ def test_the_face_check_decides_confirmation_and_is_retried():
     assert not any(rejected.update([box], [one_hot(1)], is_face=lambda b: False) for _ in range(12))
 
 
-def test_search_boxes_are_the_tracks_seen_in_the_latest_frame():
-    tracker = FaceTracker(NAMES)
+def test_search_boxes_are_the_tracks_seen_in_the_latest_frame_and_the_shown_faces_just_missed():
+    tracker = FaceTracker(NAMES, confirm_hits=1, hold=2)
     tracker.update([(0, 0, 50, 60), (200, 0, 50, 60)], [one_hot(0), one_hot(1)])
     assert tracker.search_boxes() == [(0, 0, 50, 60), (200, 0, 50, 60)]
     tracker.update([(204, 2, 50, 60)], [one_hot(1)])
-    assert tracker.search_boxes() == [(204, 2, 50, 60)]
+    assert tracker.search_boxes() == [(0, 0, 50, 60), (204, 2, 50, 60)], "a shown face missed once is still sought"
+    for _ in range(2):
+        tracker.update([(204, 2, 50, 60)], [one_hot(1)])
+    assert tracker.search_boxes() == [(204, 2, 50, 60)], "until its hold is over"
+    unconfirmed = FaceTracker(NAMES)
+    unconfirmed.update([(0, 0, 50, 60)], [one_hot(0)])
+    unconfirmed.update([], np.zeros((0, 5)))
+    assert unconfirmed.search_boxes() == [], "a candidate missed once is left to the next whole-frame search"
