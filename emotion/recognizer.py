@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from .classify import EmotionClassifier, litert_from_keras
-from .constants import DEFAULT_MODEL_PATH, MIN_FACE
+from .constants import DEFAULT_MODEL_PATH, MIN_FACE, SCAN_EVERY
 from .detect import FaceDetector, crop_faces, expand_box, to_gray
 from .model import load_model
 from .records import frame_record
@@ -26,7 +26,7 @@ class EmotionRecognizer:
     """Faces (Haar, checked by BlazeFace) + little-VGG emotions. Loads its models once; reuse one instance."""
 
     def __init__(self, model=DEFAULT_MODEL_PATH, cascade=None, min_face=MIN_FACE, detector="haar", verify=True,
-                 scan_every=10, margin=0.0, flip_average=True, runtime="litert"):
+                 scan_every=SCAN_EVERY, margin=0.0, flip_average=True, runtime="litert"):
         """min_face: smallest face searched for, in pixels; smaller ones are too blurred for the 48x48
         classifier to read, and skipping them makes Haar several times cheaper. detector: "haar", or
         "blazeface" (a small DNN that also finds tilted and half-turned faces, close to the camera).
