@@ -35,9 +35,10 @@ def parse_args(argv=None):
     parser.add_argument("--runtime", choices=("litert", "keras"), default="litert",
                         help="litert: the model with 8-bit weights, derived from the .h5 and cached beside it "
                         "(fastest); keras: the .h5's float32 weights")
-    parser.add_argument("--detector", choices=("haar", "blazeface"), default="haar",
+    parser.add_argument("--detector", choices=("haar", "blazeface", "none"), default="haar",
                         help="haar: OpenCV's Haar cascade, each new face checked by BlazeFace; blazeface: "
-                        "MediaPipe's BlazeFace alone (also finds tilted and half-turned faces near the camera)")
+                        "MediaPipe's BlazeFace alone (also finds tilted and half-turned faces near the camera); "
+                        "none: each image or frame is one face as it is (folders of face crops)")
     parser.add_argument("--min-face", type=int, default=MIN_FACE,
                         help="smallest face to look for, in pixels (smaller faces are too blurred to read, "
                         "and skipping them makes detection several times faster)")

@@ -2,8 +2,9 @@
 import cv2
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
-# BGR colours that read well on skin and on dark or light backgrounds.
-PALETTE = ((0, 0, 230), (0, 200, 0), (200, 200, 200), (220, 120, 0), (0, 200, 255), (200, 0, 200), (0, 140, 255))
+# BGR colours, one per class in the model's order, used by the overlay and the pictures alike: they read
+# well on skin, on dark or light video, and on a white chart.
+PALETTE = ((0, 0, 230), (0, 180, 0), (150, 150, 150), (220, 120, 0), (0, 170, 255), (200, 0, 200), (0, 140, 255))
 
 
 def label_colour(label, class_names):

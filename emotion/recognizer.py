@@ -19,7 +19,7 @@ from .records import frame_record
 from .sources import SourceError, open_source
 from .track import FaceTracker, box_overlap, make_faces
 
-DETECTORS = ("haar", "blazeface")
+DETECTORS = ("haar", "blazeface", "none")
 
 
 class EmotionRecognizer:
@@ -28,8 +28,9 @@ class EmotionRecognizer:
     def __init__(self, model=DEFAULT_MODEL_PATH, cascade=None, min_face=MIN_FACE, detector="haar", verify=True,
                  scan_every=SCAN_EVERY, margin=0.0, flip_average=True, runtime="litert"):
         """min_face: smallest face searched for, in pixels; smaller ones are too blurred for the 48x48
-        classifier to read, and skipping them makes Haar several times cheaper. detector: "haar", or
-        "blazeface" (a small DNN that also finds tilted and half-turned faces, close to the camera).
+        classifier to read, and skipping them makes Haar several times cheaper. detector: "haar",
+        "blazeface" (a small DNN that also finds tilted and half-turned faces, close to the camera), or
+        "none" (each image or frame is one face as it is: folders of face crops).
         verify: keep a Haar box only when BlazeFace also sees a face there (on video, once per new face).
         scan_every: on video, search the whole frame every n-th frame, and in between only around the
         faces being followed (a face lost there triggers a whole-frame search at once).
@@ -45,16 +46,19 @@ class EmotionRecognizer:
         self.model, self.class_names = load_model(model)
         self.haar = FaceDetector(cascade, min_face=min_face) if detector == "haar" else None
         self.blazeface = None
-        if detector == "blazeface" or verify:
+        if detector == "blazeface" or (detector == "haar" and verify):
             from .blazeface import BlazeFace
             self.blazeface = BlazeFace()
         litert = litert_from_keras(self.model, model) if runtime == "litert" else None
         self.runtime = "litert" if litert is not None else "keras"
         self.classifier = EmotionClassifier(self.model, self.class_names, flip_average=flip_average, litert=litert)
-        self.min_face, self.verify, self.scan_every, self.margin = min_face, verify, scan_every, margin
+        self.detector, self.min_face, self.scan_every, self.margin = detector, min_face, scan_every, margin
+        self.verify = verify and detector == "haar"  # BlazeFace's own boxes need no second opinion
 
     def candidates(self, image, gray):
         """Boxes the detector finds in the whole image, before any check."""
+        if self.detector == "none":
+            return np.array([[0, 0, image.shape[1], image.shape[0]]])
         if self.haar is not None:
             return self.haar.detect(gray)
         boxes = self.blazeface.detect(image)
@@ -79,7 +83,7 @@ class EmotionRecognizer:
         boxes = self.find_faces(frame, gray, tracker)
         scores = self.classifier.scores(crop_faces(gray, boxes, self.margin))
         # A new Haar face is checked once by BlazeFace before it is shown; BlazeFace's own faces need no check.
-        is_face = (lambda box: self.blazeface.is_face(frame, box)) if self.haar is not None and self.verify else None
+        is_face = (lambda box: self.blazeface.is_face(frame, box)) if self.verify else None
         return tracker.update(boxes, scores, is_face)
 
     def faces_in_image(self, image):
@@ -95,7 +99,7 @@ class EmotionRecognizer:
             boxes = self.candidates(framed, gray)
             if len(boxes):
                 break
-        if self.haar is not None and self.verify:
+        if self.verify:
             boxes = boxes[[self.blazeface.is_face(framed, box) for box in boxes]].reshape(-1, 4)
         scores = self.classifier.scores(crop_faces(gray, boxes, self.margin))
         boxes = [expand_box(np.round((box - [pad, pad, 0, 0]) / scale).astype(int), 0.0, image.shape)
@@ -114,9 +118,11 @@ class EmotionRecognizer:
     def tracker(self, smooth=True):
         """A FaceTracker for one video or camera; smooth=False shows each frame's raw scores, but still
         confirms new faces and follows them (so detection stays cheap)."""
+        # A whole frame taken as the face needs no confirmation: nothing was detected that could be false.
+        confirm_hits = 1 if self.detector == "none" else 3
         if smooth:
-            return FaceTracker(self.class_names)
-        return FaceTracker(self.class_names, smoothing=1.0, hysteresis=0.0)
+            return FaceTracker(self.class_names, confirm_hits=confirm_hits)
+        return FaceTracker(self.class_names, smoothing=1.0, hysteresis=0.0, confirm_hits=confirm_hits)
 
     def analyze_video(self, path, smooth=True, max_frames=None):
         """Per-frame records {"frame", "time_s", "faces": [Face.to_json() + "face_id"]} of a video file."""

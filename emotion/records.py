@@ -13,6 +13,7 @@ from pathlib import Path
 # Figure without pyplot: draws to files with no GUI backend, and leaves the caller's backend alone.
 from matplotlib.figure import Figure
 
+from .draw import label_colour
 from .sources import write_or_undo
 
 
@@ -83,6 +84,11 @@ def summarise(records, class_names):
     return "\n".join(lines)
 
 
+def matplotlib_colour(bgr):
+    """The overlay's BGR 0-255 colour as matplotlib's RGB 0-1, so an emotion has one colour everywhere."""
+    return tuple(channel / 255 for channel in reversed(bgr))
+
+
 def plot_timeline(records, class_names, path):
     """PNG: each emotion's score over time, one panel per tracked face (the longest-seen faces first)."""
     series = {}
@@ -97,7 +103,8 @@ def plot_timeline(records, class_names, path):
     for axes, face_id in zip(axes_list[:, 0], face_ids):
         times, scores = series[face_id]
         for column, name in enumerate(class_names):
-            axes.plot(times, [row[column] for row in scores], label=name, linewidth=1.5)
+            axes.plot(times, [row[column] for row in scores], label=name, linewidth=1.5,
+                      color=matplotlib_colour(label_colour(name, class_names)))
         axes.set(ylabel="score", ylim=(0, 1), title=f"face {face_id}")
         axes.grid(alpha=0.3)
     if not face_ids:

@@ -94,3 +94,13 @@ def test_a_tight_face_crop_still_gives_its_face(recognizer):
     thumbnail = cv2.resize(crop, (40, 40), interpolation=cv2.INTER_AREA)
     faces = recognizer.detect(thumbnail)
     assert len(faces) == 1 and faces[0].box[2] > 30
+
+
+def test_detector_none_takes_each_image_and_frame_as_one_face(tiny_model, face_video):
+    recognizer = EmotionRecognizer(model=tiny_model, detector="none")
+    crop = cv2.resize(sample_face()[100:340, 150:390], (48, 48))
+    faces = recognizer.detect(crop)
+    assert [face.box for face in faces] == [(0, 0, 48, 48)]
+    assert recognizer.detect(np.full((30, 70), 90, np.uint8))[0].box == (0, 0, 70, 30), "whatever it shows"
+    records = recognizer.analyze_video(face_video, max_frames=5)
+    assert [[face["box"] for face in record["faces"]] for record in records] == [[[0, 0, 640, 480]]] * 5
