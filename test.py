@@ -1,7 +1,8 @@
-"""Live facial emotion recognition: faces boxed and labelled on a webcam (or video, image, folder, demo).
+"""Live facial emotion recognition: faces boxed and labelled on a webcam (or stream, video, image, folder, demo).
 
     python test.py                                  # webcam 0; q or Esc quits
     python test.py --source demo                    # built-in clip, no camera needed
+    python test.py --source rtsp://user:password@192.168.1.20/stream1   # an IP camera
     python test.py --source clip.mp4 --no-display --output annotated.mp4 --log emotions.csv
 """
 import argparse
@@ -19,7 +20,11 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--source", default="0",
-                        help="camera index, video file, image file, folder of images, or 'demo'")
+                        help="camera index, stream URL (rtsp://, rtmp://, http://, https://, udp://), video file, "
+                        "image file, folder of images, or 'demo'")
+    parser.add_argument("--reconnect-s", type=float, default=10.0,
+                        help="streams: how long to keep trying to open one, or to reopen one that dropped, "
+                        "before the run ends")
     parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="trained .h5 model")
     parser.add_argument("--cascade", default=str(default_cascade_path()),
                         help="Haar cascade XML (the copy beside test.py, else OpenCV's own)")
@@ -59,6 +64,8 @@ def main(argv=None):
     args = parse_args(argv)
     if min(args.scan_every, args.min_face, args.max_frames or 1) < 1:
         return fail("--scan-every, --min-face and --max-frames must be 1 or more")
+    if args.reconnect_s <= 0:
+        return fail("--reconnect-s must be more than 0")
     display = not args.no_display
     if display:
         from emotion.sources import has_display
@@ -81,7 +88,7 @@ def main(argv=None):
         for output in (args.output, args.log):
             if output:
                 check_output(output, args.source, args.overwrite)
-        source = open_source(args.source)
+        source = open_source(args.source, reconnect_s=args.reconnect_s)
         recognizer = EmotionRecognizer(args.model, args.cascade, min_face=args.min_face, detector=args.detector,
                                        verify=not args.no_verify, scan_every=args.scan_every,
                                        flip_average=not args.no_flip_average, runtime=args.runtime)
@@ -90,11 +97,11 @@ def main(argv=None):
         return fail(error)
 
     class_names = recognizer.class_names
-    is_stream = source.kind in ("camera", "video", "demo")
+    is_stream = source.kind in ("camera", "stream", "video", "demo")
     tracker = recognizer.tracker(smooth=not args.no_smoothing) if is_stream else None
     log, unwritable = None, None
     records = []
-    progress = tqdm(total=source.expected_frames, unit="frame", disable=source.kind == "camera" or display)
+    progress = tqdm(total=source.expected_frames, unit="frame", disable=source.live or display)
     fps, start = 0.0, time.perf_counter()
     last = start
     try:
@@ -104,11 +111,11 @@ def main(argv=None):
             if args.max_frames is not None and index >= args.max_frames:
                 break
             faces = recognizer.process(frame, tracker)
-            # Files have their own clock; a camera's is the wall clock; images are numbered.
-            time_s = time.perf_counter() - start if source.kind == "camera" else index / (source.fps or 1)
+            # Files have their own clock; cameras' and streams' is the wall clock; images are numbered.
+            time_s = time.perf_counter() - start if source.live else index / (source.fps or 1)
             if log:
                 log.write(index, time_s, faces)
-            if source.kind != "camera":  # a webcam can run for hours: keep nothing per frame
+            if not source.live:  # a webcam or a stream can run for hours: keep nothing per frame
                 records.append(frame_record(index, time_s, faces))
             now = time.perf_counter()
             fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if fps else 1 / max(now - last, 1e-6)

@@ -1,6 +1,7 @@
-"""Where frames come from and where annotated frames go: camera, video, image, folder, or the built-in demo.
+"""Where frames come from and where annotated frames go: camera, network stream, video, image, folder, or the
+built-in demo.
 
-    source = open_source("0")                      # camera 0; or "clip.mp4", "photo.jpg", "photos/", "demo"
+    source = open_source("0")                      # camera 0; or "rtsp://cam/live", "clip.mp4", "photos/", "demo"
     for name, frame in source.frames(): ...        # BGR uint8 frames (name: file name, or None for streams)
     sink = open_sink("out.mp4", source)            # writes what the source's kind calls for
 """
@@ -11,12 +12,21 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import matplotlib
 import numpy as np
 
 from .console import native_stderr_silenced
+
+# FFmpeg logs each failed try to reach a stream in lines of its own, around the one line this module's errors
+# give; OpenCV reads this when it first uses FFmpeg (-8 is FFmpeg's AV_LOG_QUIET).
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+STREAM_SCHEMES = ("rtsp", "rtmp", "http", "https", "udp")
+# A stream read that waits longer than this counts as a drop (FFmpeg's own limit is 30 s).
+STALL_S = 5.0
 
 
 class SourceError(ValueError):
@@ -68,13 +78,31 @@ def demo_frames(count=300, size=(640, 480), faces=(sample_face,), seed=0):
         yield frame
 
 
+def is_stream_url(spec):
+    return urlsplit(str(spec)).scheme.lower() in STREAM_SCHEMES
+
+
+def masked(url):
+    """url with its password shown as ***: messages name the source, and terminals and logs are shared."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{host}"))
+
+
 class Source:
-    """Frames from one input; kind is camera, video, image, folder or demo."""
+    """Frames from one input; kind is camera, stream, video, image, folder or demo."""
 
     def __init__(self, kind, frames, fps, size, expected_frames=None):
         self.kind, self._frames, self.fps, self.size = kind, frames, fps, size
         self.expected_frames = expected_frames
         self.stopped_early = None  # set to a message when the source ended before its end
+
+    @property
+    def live(self):
+        """Cameras and streams: no end to count towards, the wall clock for time, and they can run for hours."""
+        return self.kind in ("camera", "stream")
 
     def frames(self):
         """(name, BGR frame) pairs; name is the file name for image and folder sources, else None."""
@@ -98,8 +126,10 @@ def _video_frames(capture):
     return read
 
 
-def _camera_frames(capture, retries=20, retry_wait=0.05):
-    """Reads on a thread of its own, so the loop never waits on the camera and always gets the newest frame."""
+def _newest_frames(grab):
+    """Runs grab(source, offer, done) on a thread of its own, so the loop never waits on a live source and always
+    gets the newest frame. grab offers frames until done is set or the source ends, and releases what it opened:
+    releasing a capture from another thread while a read blocks in it would crash."""
     def read(source):
         newest, done = queue.Queue(maxsize=1), threading.Event()
 
@@ -109,8 +139,27 @@ def _camera_frames(capture, retries=20, retry_wait=0.05):
                 newest.get_nowait()
             newest.put(frame)
 
-        def grab():
-            failures = 0
+        def run():
+            try:
+                grab(source, offer, done)
+            finally:
+                offer(None)  # tells the loop the source has ended
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        try:
+            while (frame := newest.get()) is not None:
+                yield None, frame
+        finally:
+            done.set()
+            thread.join(timeout=1)
+    return read
+
+
+def _camera_frames(capture, retries=20, retry_wait=0.05):
+    def grab(source, offer, done):
+        failures = 0
+        try:
             while not done.is_set():
                 ok, frame = capture.read()
                 if ok:
@@ -122,23 +171,66 @@ def _camera_frames(capture, retries=20, retry_wait=0.05):
                     source.stopped_early = "camera stopped delivering frames"
                     break
                 time.sleep(retry_wait)
-            offer(None)  # tells the loop the stream has ended
-
-        thread = threading.Thread(target=grab, daemon=True)
-        thread.start()
-        try:
-            while (frame := newest.get()) is not None:
-                yield None, frame
         finally:
-            done.set()
-            thread.join(timeout=1)
             capture.release()
-    return read
+    return _newest_frames(grab)
 
 
-def open_source(spec):
-    """Source for a camera index ("0"), "demo", an image file, a folder of images, or a video file."""
+def _connect(url, reconnect_s, stop):
+    """(capture, first frame) of url, tried again after a short back-off for up to reconnect_s seconds;
+    (None, None) if no try delivered a frame in that time, or stop was set."""
+    until, wait = time.monotonic() + reconnect_s, 0.25
+    while (left := until - time.monotonic()) > 0 and not stop.is_set():
+        # Without these limits FFmpeg waits 30 s on an address that never answers, or a stream that stalls.
+        capture = cv2.VideoCapture(url, cv2.CAP_FFMPEG, [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, max(1, int(left * 1000)),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(min(reconnect_s, STALL_S) * 1000)])
+        ok, frame = capture.read() if capture.isOpened() else (False, None)
+        if ok:
+            return capture, frame
+        capture.release()
+        stop.wait(max(0.0, min(wait, until - time.monotonic())))
+        wait = min(2 * wait, 2.0)
+    return None, None
+
+
+def _stream_frames(url, capture, reconnect_s):
+    def grab(source, offer, done):
+        nonlocal capture
+        try:
+            while not done.is_set():
+                ok, frame = capture.read()
+                if not ok:
+                    capture.release()
+                    capture, frame = _connect(url, reconnect_s, done)
+                    if capture is None:
+                        if not done.is_set():
+                            source.stopped_early = (f"stream {masked(url)} dropped and did not come back within "
+                                                    f"{reconnect_s:g} s")
+                        return
+                offer(frame)
+        finally:
+            if capture is not None:
+                capture.release()
+    return _newest_frames(grab)
+
+
+def _open_stream(url, reconnect_s):
+    capture, first = _connect(url, reconnect_s, threading.Event())
+    if capture is None:
+        raise SourceError(f"stream {masked(url)} delivered no frame within {reconnect_s:g} s: check the address, "
+                          "and that the camera or server is running")
+    return Source("stream", _stream_frames(url, capture, reconnect_s), capture.get(cv2.CAP_PROP_FPS) or 30.0,
+                  (first.shape[1], first.shape[0]))
+
+
+def open_source(spec, reconnect_s=10.0):
+    """Source for a camera index ("0"), a stream URL (rtsp://, rtmp://, http://, https://, udp://), "demo", an
+    image file, a folder of images, or a video file. A stream is tried for up to reconnect_s seconds, at first
+    and whenever it drops; one that never delivers a frame raises SourceError."""
     spec = str(spec)
+    if is_stream_url(spec):
+        return _open_stream(spec, reconnect_s)
     if spec.isdigit():
         capture = cv2.VideoCapture(int(spec))
         if not capture.isOpened():
@@ -156,7 +248,8 @@ def open_source(spec):
             raise SourceError(f"folder {path} holds no image files")
         return Source("folder", lambda source: _image_frames(files), 0.0, None, expected_frames=len(files))
     if not path.is_file():
-        raise SourceError(f"source {path} not found: pass a camera index, a video or image file, a folder, or 'demo'")
+        raise SourceError(f"source {spec} not found: pass a camera index, a stream URL ({', '.join(STREAM_SCHEMES)}), "
+                          "a video or image file, a folder, or 'demo'")
     if is_image_file(path):
         image = cv2.imread(str(path))
         if image is None:
@@ -233,7 +326,7 @@ def check_output(output, source_spec, overwrite=False):
 
 
 def open_sink(output, source):
-    """The sink that suits source: a video for camera/video/demo, an image or a folder for image inputs."""
+    """The sink that suits source: a video for camera/stream/video/demo, an image or a folder for image inputs."""
     if source.kind == "folder":
         return ImageSink(output, folder=True)
     if source.kind == "image":

