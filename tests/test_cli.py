@@ -1,6 +1,7 @@
 """training.py and test.py driven as a user drives them: real processes, real files, exit codes."""
 import csv
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -10,8 +11,9 @@ import pytest
 from tests.conftest import CLASSES, ROOT, run_script, write_dataset
 
 
-def assert_one_line_error(result, *fragments):
-    assert result.returncode != 0
+def assert_one_line_error(result, *fragments, code=None):
+    """One 'error:' line on stderr, no traceback, and the exit code the README promises (test.py: 2)."""
+    assert result.returncode == code if code is not None else result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
     assert "Traceback" not in result.stderr
@@ -19,11 +21,22 @@ def assert_one_line_error(result, *fragments):
         assert fragment in lines[0]
 
 
-@pytest.mark.parametrize("script", ["training.py", "test.py"])
-def test_help_lists_the_options(script):
+def readme_options(section):
+    """The options in the first table of a README section, e.g. ['--source', '--model', ...]."""
+    text = (ROOT / "README.md").read_text().split(f"## {section}", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in text.splitlines() if line.startswith("| `--")]
+    return [option for row in rows for option in re.findall(r"`(--[a-z0-9-]+)`", row.split("|")[1])]
+
+
+@pytest.mark.parametrize(("script", "section"), [("training.py", "Training"), ("test.py", "Live recognition")])
+def test_help_lists_every_option_of_the_readme(script, section):
     result = run_script(script, "--help")
-    assert result.returncode == 0
-    assert "--model" in result.stdout and "(default:" in result.stdout
+    assert result.returncode == 0 and "(default:" in result.stdout
+    options = readme_options(section)
+    assert len(options) >= 10
+    for option in options:
+        # As a whole option: --model must not pass on the strength of --model-out.
+        assert re.search(rf"{option}(?![a-z-])", result.stdout), option
 
 
 def test_training_writes_a_model_with_its_class_names_and_a_report(tiny_model):
@@ -128,7 +141,7 @@ def test_user_mistakes_give_one_line_and_a_nonzero_exit(case, tiny_model, face_v
     }[case]
     if "--model" not in args:
         args += ["--model", tiny_model]
-    assert_one_line_error(run_script("test.py", *args, env=env), expected)
+    assert_one_line_error(run_script("test.py", *args, env=env), expected, code=2)
     assert existing.read_bytes() == b"keep me"
 
 
