@@ -8,13 +8,13 @@
 import argparse
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from emotion.console import load_quietly
 from emotion.constants import DEFAULT_MODEL_PATH, MIN_FACE, SCAN_EVERY
 from emotion.detect import default_cascade_path
 
-WINDOW = "Emotion recognition (q quits)"
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
@@ -29,6 +29,8 @@ def parse_args(argv=None):
     parser.add_argument("--cascade", default=str(default_cascade_path()),
                         help="Haar cascade XML (the copy beside test.py, else OpenCV's own)")
     parser.add_argument("--no-display", action="store_true", help="open no window (servers, CI)")
+    parser.add_argument("--scores", action="store_true",
+                        help="draw every class's score as a bar beside each face (key b switches them in the window)")
     parser.add_argument("--output", default=None, help="write the annotated video, image or folder here")
     parser.add_argument("--log", default=None, help="write per-frame results here: .jsonl (JSON Lines) or .csv")
     parser.add_argument("--overwrite", action="store_true", help="replace --output/--log files that already exist")
@@ -52,6 +54,9 @@ def parse_args(argv=None):
     parser.add_argument("--scan-every", type=int, default=SCAN_EVERY,
                         help="in video and webcam mode, search the whole frame every n-th frame and in between "
                         "only around the faces being followed")
+    parser.add_argument("--calibrate", nargs="+", metavar="IMAGE",
+                        help="photos of one person's neutral face: every face's scores are corrected by how "
+                        "the model reads it (for a resting face read as sad or angry)")
     return parser.parse_args(argv)
 
 
@@ -73,16 +78,16 @@ def main(argv=None):
             return fail("no display available: add --no-display (with --output or --log to keep the results)")
 
     load_quietly()
-    import cv2
     from tqdm import tqdm
 
     from emotion.blazeface import DetectorError
     from emotion.detect import CascadeError
-    from emotion.draw import draw_faces, draw_fps
+    from emotion.draw import draw_overlay
     from emotion.model import ModelFileError
     from emotion.recognizer import EmotionRecognizer
     from emotion.records import FrameLog, frame_record, plot_timeline, summarise
     from emotion.sources import SourceError, check_output, open_sink, open_source
+    from emotion.window import Player, WindowError
 
     try:
         for output in (args.output, args.log):
@@ -92,8 +97,12 @@ def main(argv=None):
         recognizer = EmotionRecognizer(args.model, args.cascade, min_face=args.min_face, detector=args.detector,
                                        verify=not args.no_verify, scan_every=args.scan_every,
                                        flip_average=not args.no_flip_average, runtime=args.runtime)
+        if args.calibrate:
+            profile = recognizer.calibrate(args.calibrate).neutral_profile
+            print("calibrated to a neutral face that reads as "
+                  + ", ".join(f"{name} {share:.2f}" for name, share in zip(recognizer.class_names, profile)))
         sink = open_sink(args.output, source) if args.output else None
-    except (SourceError, ModelFileError, CascadeError, DetectorError) as error:
+    except (SourceError, ModelFileError, CascadeError, DetectorError, ValueError) as error:
         return fail(error)
 
     class_names = recognizer.class_names
@@ -102,11 +111,12 @@ def main(argv=None):
     log, unwritable = None, None
     records = []
     progress = tqdm(total=source.expected_frames, unit="frame", disable=source.live or display)
+    player = Player(source, args.output, scores=args.scores) if display else None
     fps, start = 0.0, time.perf_counter()
     last = start
     try:
         if args.log:
-            log = FrameLog(args.log, class_names)
+            log = FrameLog(args.log, class_names, images=source.kind in ("image", "folder"))
         for index, (name, frame) in enumerate(source.frames()):
             if args.max_frames is not None and index >= args.max_frames:
                 break
@@ -114,29 +124,23 @@ def main(argv=None):
             # Files have their own clock; cameras' and streams' is the wall clock; images are numbered.
             time_s = time.perf_counter() - start if source.live else index / (source.fps or 1)
             if log:
-                log.write(index, time_s, faces)
+                log.write(index, time_s, faces, file=name)
             if not source.live:  # a webcam or a stream can run for hours: keep nothing per frame
                 records.append(frame_record(index, time_s, faces))
             now = time.perf_counter()
             fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if fps else 1 / max(now - last, 1e-6)
             last = now
-            draw_faces(frame, faces, class_names)
-            if is_stream:
-                draw_fps(frame, fps)
+            draw = partial(draw_overlay, faces=faces, class_names=class_names, fps=fps if is_stream else None)
+            annotated = player.show(frame, draw) if player else draw(frame, scores=args.scores)
             if sink:
-                sink.write(frame, name)
+                sink.write(annotated, name)
             progress.update()
-            if display:
-                try:
-                    cv2.imshow(WINDOW, frame)
-                except cv2.error:
-                    return fail("this OpenCV build cannot open windows (opencv-python-headless?): add --no-display")
-                # Streams keep moving; a still image waits for a key.
-                key = cv2.waitKey(1 if is_stream else 0) & 0xFF
-                if key in (ord("q"), 27) or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
-                    break
+            if player and player.stopped:
+                break
     except KeyboardInterrupt:
         pass
+    except WindowError as error:
+        return fail(error)
     except SourceError as error:  # an output that cannot be written (a full disk): closed below, it stays readable
         unwritable = error
     finally:
@@ -145,8 +149,8 @@ def main(argv=None):
             sink.close()
         if log:
             log.close()
-        if display:
-            cv2.destroyAllWindows()
+        if player:
+            player.close()
     if unwritable:  # said once the progress bar is closed, as its last refresh would come after it
         return fail(unwritable)
     if source.stopped_early:

@@ -5,12 +5,14 @@
     for face in recognizer.detect("photo.jpg"):
         print(face.box, face.label, face.scores)
     records = recognizer.analyze_video("clip.mp4")   # [{"frame", "time_s", "faces": [...]}]
+    recognizer.calibrate("neutral.jpg")   # one person's neutral face: their later scores corrected by it
 """
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from .calibrate import ALPHA, NEUTRAL_TARGET, Calibration
 from .classify import EmotionClassifier, litert_from_keras
 from .constants import DEFAULT_MODEL_PATH, MIN_FACE, SCAN_EVERY
 from .detect import FaceDetector, crop_faces, expand_box, to_gray
@@ -54,6 +56,7 @@ class EmotionRecognizer:
         self.classifier = EmotionClassifier(self.model, self.class_names, flip_average=flip_average, litert=litert)
         self.detector, self.min_face, self.scan_every, self.margin = detector, min_face, scan_every, margin
         self.verify = verify and detector == "haar"  # BlazeFace's own boxes need no second opinion
+        self.calibration = None  # a Calibration applied to every later score (see calibrate); None: raw scores
 
     def candidates(self, image, gray):
         """Boxes the detector finds in the whole image, before any check."""
@@ -81,7 +84,7 @@ class EmotionRecognizer:
             return self.faces_in_image(frame)
         gray = to_gray(frame)
         boxes = self.find_faces(frame, gray, tracker)
-        scores = self.classifier.scores(crop_faces(gray, boxes, self.margin))
+        scores = self.scores(crop_faces(gray, boxes, self.margin))
         # A new Haar face is checked once by BlazeFace before it is shown; BlazeFace's own faces need no check.
         is_face = (lambda box: self.blazeface.is_face(frame, box)) if self.verify else None
         return tracker.update(boxes, scores, is_face)
@@ -101,10 +104,38 @@ class EmotionRecognizer:
                 break
         if self.verify:
             boxes = boxes[[self.blazeface.is_face(framed, box) for box in boxes]].reshape(-1, 4)
-        scores = self.classifier.scores(crop_faces(gray, boxes, self.margin))
+        scores = self.scores(crop_faces(gray, boxes, self.margin))
         boxes = [expand_box(np.round((box - [pad, pad, 0, 0]) / scale).astype(int), 0.0, image.shape)
                  for box in boxes]
         return make_faces(boxes, scores, self.class_names)
+
+    def scores(self, crops):
+        """The classifier's scores of face crops, corrected by the calibration where one is set."""
+        scores = self.classifier.scores(crops)
+        return scores if self.calibration is None else self.calibration.apply(scores)
+
+    def calibrate(self, images, alpha=ALPHA, neutral_target=NEUTRAL_TARGET):
+        """Calibration from photos of one person's neutral face (paths or arrays; each one's largest face),
+        stored and applied to every later score, of every face; `recognizer.calibration = None` removes it.
+        Raises SourceError for an image without a face."""
+        if isinstance(images, (str, Path, np.ndarray)):
+            images = [images]
+        rows = []
+        for number, image in enumerate(images, 1):
+            faces = self.detect(image)
+            if not faces:
+                name = image if isinstance(image, (str, Path)) else f"number {number}"
+                raise SourceError(f"no face found in calibration image {name}: it needs the person's neutral face")
+            rows.append(list(faces[0].scores.values()))  # largest first
+        return self.calibrate_scores(rows, alpha, neutral_target)
+
+    def calibrate_scores(self, neutral_scores, alpha=ALPHA, neutral_target=NEUTRAL_TARGET):
+        """Calibration from score rows of the person's neutral face as this recognizer gave them (a tracked
+        face's smoothed scores, say), stored like calibrate's."""
+        if self.calibration is not None:  # those rows were corrected already: start again from the model's
+            neutral_scores = self.calibration.remove(np.reshape(neutral_scores, (-1, len(self.class_names))))
+        self.calibration = Calibration.from_scores(neutral_scores, self.class_names, alpha, neutral_target)
+        return self.calibration
 
     def detect(self, image):
         """[Face] for one image, given as a file path or a numpy array (see as_image); never smoothed.

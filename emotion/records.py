@@ -2,6 +2,8 @@
 
     with FrameLog("emotions.jsonl", class_names) as log:
         log.write(frame_index, time_s, faces)
+    with FrameLog("photos.csv", class_names, images=True) as log:   # images: by file name, no time
+        log.write(frame_index, None, faces, file="party.jpg")
     print(summarise(records, class_names)); plot_timeline(records, class_names, "emotions.png")
 """
 import csv
@@ -17,10 +19,11 @@ from .draw import label_colour
 from .sources import write_or_undo
 
 
-def frame_record(frame, time_s, faces):
-    """The plain-JSON record of one frame: {"frame", "time_s", "faces": [box, label, scores, face_id]}."""
-    return {"frame": frame, "time_s": round(time_s, 3),
-            "faces": [{**face.to_json(), "face_id": face.face_id} for face in faces]}
+def frame_record(frame, time_s, faces, file=None):
+    """The plain-JSON record of one frame: {"frame", "time_s", "faces": [box, label, scores, face_id]}. An image's
+    record names its file instead of a time, which means nothing for an image: {"frame", "file", "faces"}."""
+    stamp = {"file": file} if file is not None else {"time_s": round(time_s, 3)}
+    return {"frame": frame, **stamp, "faces": [{**face.to_json(), "face_id": face.face_id} for face in faces]}
 
 
 class FrameLog:
@@ -31,20 +34,24 @@ class FrameLog:
     parseable, and raises a SourceError.
     """
 
-    def __init__(self, path, class_names):
-        self.path, self.class_names = Path(path), list(class_names)
+    def __init__(self, path, class_names, images=False):
+        """images: the frames are image files (an image or a folder), logged by file name instead of time."""
+        self.path, self.class_names, self.images = Path(path), list(class_names), images
         self.csv = self.path.suffix.lower() == ".csv"
         self.file = open(self.path, "wb", buffering=0)  # noqa: SIM115 - closed by close()/__exit__
         self.size = 0  # bytes of whole frames in the file
         if self.csv:
-            self.append(csv_text([["frame", "time_s", "face_id", "x", "y", "w", "h", "label", *self.class_names]]))
+            self.append(csv_text([["frame", "file" if images else "time_s", "face_id", "x", "y", "w", "h", "label",
+                                   *self.class_names]]))
 
-    def write(self, frame, time_s, faces):
+    def write(self, frame, time_s, faces, file=None):
+        """file: the image's file name, logged instead of time_s in an images log."""
         if self.csv:
-            self.append(csv_text([[frame, f"{time_s:.3f}", face.face_id, *face.box, face.label,
+            stamp = file if self.images else f"{time_s:.3f}"
+            self.append(csv_text([[frame, stamp, face.face_id, *face.box, face.label,
                                    *(f"{face.scores[name]:.4f}" for name in self.class_names)] for face in faces]))
         else:
-            self.append(json.dumps(frame_record(frame, time_s, faces)) + "\n")
+            self.append(json.dumps(frame_record(frame, time_s, faces, file if self.images else None)) + "\n")
 
     def append(self, text):
         data = text.encode()
