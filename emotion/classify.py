@@ -98,8 +98,8 @@ def write_atomically(path, data):
 class EmotionClassifier:
     """All faces of a frame in one call: LiteRT when given one, else the Keras model traced once.
 
-    model.predict costs 65-90 ms a call here; the traced graph 3-4 ms; LiteRT with 8-bit weights
-    well under one (benchmarks/live_loop.py).
+    model.predict costs tens of milliseconds a call, whatever the batch; LiteRT with 8-bit weights under
+    one per face with its mirror image (benchmarks/live_loop.py prints both).
     """
 
     def __init__(self, model, class_names, flip_average=False, litert=None):
