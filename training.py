@@ -29,6 +29,9 @@ def parse_args(argv=None):
     parser.add_argument("--class-weight-power", type=float, default=0.5,
                         help="weigh classes by (mean count / class count) ** this: 1 balances fully, 0 not at all")
     parser.add_argument("--label-smoothing", type=float, default=0.1, help="share of each target spread over classes")
+    parser.add_argument("--camera-artefacts", action="store_true",
+                        help="also augment with JPEG recompression, blur, exposure and sensor noise, as webcams "
+                        "and phones give (measured: no gain yet, see README)")
     parser.add_argument("--patience", type=int, default=10, help="epochs without a better val accuracy before stopping")
     parser.add_argument("--seed", type=int, default=1337, help="random seed for weights, shuffling and augmentation")
     parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto",
@@ -136,7 +139,7 @@ def main(argv=None):
     strategy = choose_strategy()
     batch_size = args.batch_size * strategy.num_replicas_in_sync
     train_data = make_dataset(train.images, train.labels, len(args.classes), batch_size, training=True,
-                              seed=args.seed)
+                              seed=args.seed, camera_artefacts=args.camera_artefacts)
     val_data = make_dataset(val.images, val.labels, len(args.classes), batch_size)
     steps_per_epoch = -(-len(train.labels) // batch_size)
     pipeline_ms = time_input_pipeline(train_data)

@@ -169,8 +169,9 @@ def class_weights(labels, num_classes, power=0.5):
     return dict(enumerate(weights.tolist()))
 
 
-def build_augmentation(seed=None):
+def build_augmentation(seed=None, camera_artefacts=False):
     """Training-only distortions of raw 0-255 pixels: what a webcam face varies by."""
+    blur = [layers.RandomGaussianBlur(factor=0.3, kernel_size=3, sigma=(0.1, 0.8), value_range=(0, 255), seed=seed)]
     return keras.Sequential([
         layers.RandomFlip("horizontal", seed=seed),
         layers.RandomRotation(0.03, fill_mode="nearest", seed=seed),  # about +-11 degrees
@@ -180,8 +181,8 @@ def build_augmentation(seed=None):
         layers.RandomContrast(0.2, value_range=(0, 255), seed=seed),
         # Hands, glasses and hair hide parts of real faces; erasing patches teaches the net not to rely on one part.
         layers.RandomErasing(factor=0.5, scale=(0.02, 0.15), value_range=(0, 255), seed=seed),
-        # Webcam and phone faces are softer and noisier than FER2013's scans.
-        layers.RandomGaussianBlur(factor=0.3, kernel_size=3, sigma=(0.1, 0.8), value_range=(0, 255), seed=seed),
+        # Webcam and phone faces are softer than FER2013's scans.
+        *(blur if camera_artefacts else []),
     ], name="augmentation")
 
 
@@ -202,16 +203,21 @@ def random_jpeg(image, probability=0.5):
     return tf.ensure_shape(compressed, image.shape)  # the JPEG round trip forgets the static shape
 
 
-def make_dataset(images, labels, num_classes, batch_size, training=False, seed=None):
-    """tf.data of (float32 raw pixels, one-hot labels); shuffled and augmented when training."""
+def make_dataset(images, labels, num_classes, batch_size, training=False, seed=None, camera_artefacts=False):
+    """tf.data of (float32 raw pixels, one-hot labels); shuffled and augmented when training.
+
+    camera_artefacts adds JPEG recompression, blur, exposure and sensor noise to the augmentation.
+    """
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     if training:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    if training and camera_artefacts:
         dataset = dataset.map(lambda x, y: (random_jpeg(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size).map(
         lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
     if training:
-        augment = build_augmentation(seed)
-        dataset = dataset.map(lambda x, y: (random_exposure_and_noise(augment(x, training=True)), y),
+        augment = build_augmentation(seed, camera_artefacts)
+        artefacts = random_exposure_and_noise if camera_artefacts else tf.identity
+        dataset = dataset.map(lambda x, y: (artefacts(augment(x, training=True)), y),
                               num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
