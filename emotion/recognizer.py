@@ -222,8 +222,8 @@ def distinct(boxes, max_overlap=0.5):
 
 def framed_for_detection(image, min_side, border=0.25):
     """(scale, pad, copy): image enlarged to at least min_side on each side, then a border of its edges'
-    mean grey added on all sides (a constant border found a few more faces in tight crops than repeating
-    the edge pixels: benchmarks/real_faces.py on muxspace)."""
+    mean grey added on all sides (on muxspace's tight crops, a constant border let Haar find a few more faces
+    than repeating the edge pixels)."""
     scale = max(1.0, min_side / min(image.shape[:2]))
     if scale > 1:
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
