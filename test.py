@@ -67,7 +67,7 @@ def fail(message):
 
 def main(argv=None):
     args = parse_args(argv)
-    if min(args.scan_every, args.min_face, args.max_frames or 1) < 1:
+    if min(args.scan_every, args.min_face, 1 if args.max_frames is None else args.max_frames) < 1:
         return fail("--scan-every, --min-face and --max-frames must be 1 or more")
     if args.reconnect_s <= 0:
         return fail("--reconnect-s must be more than 0")

@@ -115,7 +115,7 @@ def test_live_loop_on_a_photo_writes_an_annotated_image(tiny_model, tmp_path):
 
 @pytest.mark.parametrize("case", ["no camera", "missing source", "missing model", "broken model",
                                   "existing output", "output is source", "no display", "missing cascade",
-                                  "scan every 0 frames", "min face 0", "damaged cascade"])
+                                  "scan every 0 frames", "min face 0", "max frames 0", "damaged cascade"])
 def test_user_mistakes_give_one_line_and_a_nonzero_exit(case, tiny_model, face_video, tmp_path):
     broken = tmp_path / "broken.h5"
     broken.write_bytes(b"garbage")
@@ -136,6 +136,7 @@ def test_user_mistakes_give_one_line_and_a_nonzero_exit(case, tiny_model, face_v
         "scan every 0 frames": (["--source", face_video, "--scan-every", "0", "--no-display"], None,
                                 "--scan-every"),
         "min face 0": (["--source", face_video, "--min-face", "0", "--no-display"], None, "--min-face"),
+        "max frames 0": (["--source", face_video, "--max-frames", "0", "--no-display"], None, "--max-frames"),
         "damaged cascade": (["--source", face_video, "--cascade", broken, "--no-display"], None,
                             "not a valid OpenCV cascade"),
     }[case]
