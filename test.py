@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 
 from emotion.console import load_quietly
-from emotion.constants import DEFAULT_MODEL_PATH, MIN_FACE, SCAN_EVERY
+from emotion.constants import DEFAULT_MODEL_PATH, DETECTORS, MIN_FACE, SCAN_EVERY
 from emotion.detect import default_cascade_path
 
 
@@ -42,7 +42,7 @@ def parse_args(argv=None):
     parser.add_argument("--runtime", choices=("litert", "keras"), default="litert",
                         help="litert: the model with 8-bit weights, derived from the .h5 and cached beside it "
                         "(fastest); keras: the .h5's float32 weights")
-    parser.add_argument("--detector", choices=("haar", "blazeface", "none"), default="haar",
+    parser.add_argument("--detector", choices=DETECTORS, default="haar",
                         help="haar: OpenCV's Haar cascade, each new face checked by BlazeFace; blazeface: "
                         "MediaPipe's BlazeFace alone (also finds tilted and half-turned faces near the camera); "
                         "none: each image or frame is one face as it is (folders of face crops)")

@@ -6,6 +6,8 @@ IMAGE_SIZE = 48  # FER2013 faces are 48x48 grey
 # than the classifier's 48x48 input is too blurred to read; at 48, though, Haar missed half the 35-60 px
 # faces of the generated three-face video that it finds from 32 (benchmarks/live_loop.py).
 MIN_FACE = 32
+# Face finders: Haar checked by BlazeFace, BlazeFace alone, or none (each image is one face).
+DETECTORS = ("haar", "blazeface", "none")
 # On video, frames between two searches of the whole frame for new faces; in between, only the region
 # around each followed face is searched, at a small share of the cost.
 SCAN_EVERY = 15

@@ -14,14 +14,12 @@ import numpy as np
 
 from .calibrate import ALPHA, NEUTRAL_TARGET, Calibration
 from .classify import EmotionClassifier, litert_from_keras
-from .constants import DEFAULT_MODEL_PATH, MIN_FACE, SCAN_EVERY
+from .constants import DEFAULT_MODEL_PATH, DETECTORS, MIN_FACE, SCAN_EVERY
 from .detect import FaceDetector, crop_faces, expand_box, to_gray
 from .model import load_model
 from .records import frame_record
 from .sources import SourceError, open_source
 from .track import FaceTracker, box_overlap, make_faces
-
-DETECTORS = ("haar", "blazeface", "none")
 
 
 class EmotionRecognizer:
@@ -96,12 +94,13 @@ class EmotionRecognizer:
         one no face of min_face pixels: where they find nothing, they look again in a copy enlarged to
         at least 4 min_face high and wide with a border added. Boxes are clipped to the image.
         """
-        retry = framed_for_detection(image, 4 * self.min_face)
-        for scale, pad, framed in ((1.0, 0, image), retry):
+        scale, pad, framed = 1.0, 0, image
+        gray = to_gray(framed)
+        boxes = self.candidates(framed, gray)
+        if not len(boxes):
+            scale, pad, framed = framed_for_detection(image, 4 * self.min_face)
             gray = to_gray(framed)
             boxes = self.candidates(framed, gray)
-            if len(boxes):
-                break
         if self.verify:
             boxes = boxes[[self.blazeface.is_face(framed, box) for box in boxes]].reshape(-1, 4)
         scores = self.scores(crop_faces(gray, boxes, self.margin))
