@@ -54,6 +54,9 @@ def parse_args(argv=None):
     parser.add_argument("--scan-every", type=int, default=SCAN_EVERY,
                         help="in video and webcam mode, search the whole frame every n-th frame and in between "
                         "only around the faces being followed")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="folders holding videos: how many files to process at once (each file on one core "
+                        "or so; results are the same whatever the number)")
     parser.add_argument("--calibrate", nargs="+", metavar="IMAGE",
                         help="photos of one person's neutral face: every face's scores are corrected by how "
                         "the model reads it (for a resting face read as sad or angry)")
@@ -67,16 +70,56 @@ def fail(message):
 
 def main(argv=None):
     args = parse_args(argv)
-    if min(args.scan_every, args.min_face, 1 if args.max_frames is None else args.max_frames) < 1:
-        return fail("--scan-every, --min-face and --max-frames must be 1 or more")
+    if min(args.scan_every, args.min_face, args.jobs, 1 if args.max_frames is None else args.max_frames) < 1:
+        return fail("--scan-every, --min-face, --jobs and --max-frames must be 1 or more")
     if args.reconnect_s <= 0:
         return fail("--reconnect-s must be more than 0")
-    display = not args.no_display
-    if display:
+    if not args.no_display:
         from emotion.sources import has_display
         if not has_display():
             return fail("no display available: add --no-display (with --output or --log to keep the results)")
+        if args.jobs > 1:
+            return fail("--jobs runs several files at once, which one window cannot show: add --no-display")
+    from emotion.sources import folder_videos
+    folder = Path(args.source)
+    if folder.is_dir() and folder_videos(folder):
+        return run_folder(args, folder)
+    return run(args)
 
+
+def run_folder(args, folder):
+    """Each video of folder in turn (--jobs at once), then its images as one run; each writes into the --output
+    and --log folders, under its own name. Returns 0, or 2 when a file failed (each failure said on its own line)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from emotion.sources import batch_folder, batch_path, folder_videos, is_image_file
+    runs = [argparse.Namespace(**{**vars(args), "source": str(video), "heading": video.name,
+                                  "output": batch_path(args.output, video.stem, ".mp4"),
+                                  "log": batch_path(args.log, video.stem, ".jsonl")})
+            for video in folder_videos(folder)]
+    images = [file for file in folder.iterdir() if file.is_file() and not file.name.startswith(".")
+              and is_image_file(file)]
+    if images:
+        runs.append(argparse.Namespace(**{**vars(args), "heading": f"images in {folder}",
+                                          "output": batch_folder(args.output) if args.output else None,
+                                          "log": batch_path(args.log, "images", ".jsonl")}))
+    if args.jobs > 1:
+        runs = [argparse.Namespace(**{**vars(one), "progress": False}) for one in runs]  # bars at once garble
+        # spawn, not fork: a forked TensorFlow is not safe to use.
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            codes = list(pool.map(run, runs))
+    else:
+        codes = [run(one) for one in runs]
+    failed = [one.heading for one, code in zip(runs, codes) if code]
+    print(f"{folder}: {len(runs) - len(failed)} of {len(runs)} run(s) done"
+          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 2 if failed else 0
+
+
+def run(args):
+    """One source, as the options say: recognised, shown, written and logged; returns the exit code."""
+    display = not args.no_display
     load_quietly()
     from tqdm import tqdm
 
@@ -85,9 +128,9 @@ def main(argv=None):
     from emotion.draw import draw_overlay
     from emotion.model import ModelFileError
     from emotion.recognizer import EmotionRecognizer
-    from emotion.records import FrameLog, frame_record, plot_timeline, summarise
+    from emotion.records import FrameLog, frame_record, plot_shares, plot_timeline, summarise, summarise_images
     from emotion.sources import SourceError, check_output, open_sink, open_source
-    from emotion.window import Player, WindowError
+    from emotion.window import Player, WindowError, calibrate_largest_face
 
     try:
         for output in (args.output, args.log):
@@ -107,16 +150,18 @@ def main(argv=None):
 
     class_names = recognizer.class_names
     is_stream = source.kind in ("camera", "stream", "video", "demo")
+    images = not is_stream
     tracker = recognizer.tracker(smooth=not args.no_smoothing) if is_stream else None
     log, unwritable = None, None
     records = []
-    progress = tqdm(total=source.expected_frames, unit="frame", disable=source.live or display)
+    progress = tqdm(total=source.expected_frames, unit="frame",
+                    disable=source.live or display or not getattr(args, "progress", True))
     player = Player(source, args.output, scores=args.scores) if display else None
     fps, start = 0.0, time.perf_counter()
     last = start
     try:
         if args.log:
-            log = FrameLog(args.log, class_names, images=source.kind in ("image", "folder"))
+            log = FrameLog(args.log, class_names, images=images)
         for index, (name, frame) in enumerate(source.frames()):
             if args.max_frames is not None and index >= args.max_frames:
                 break
@@ -126,12 +171,16 @@ def main(argv=None):
             if log:
                 log.write(index, time_s, faces, file=name)
             if not source.live:  # a webcam or a stream can run for hours: keep nothing per frame
-                records.append(frame_record(index, time_s, faces))
+                records.append(frame_record(index, time_s, faces, file=name if images else None))
             now = time.perf_counter()
             fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if fps else 1 / max(now - last, 1e-6)
             last = now
-            draw = partial(draw_overlay, faces=faces, class_names=class_names, fps=fps if is_stream else None)
+            draw = partial(draw_overlay, faces=faces, class_names=class_names, fps=fps if is_stream else None,
+                           notice=tracker.calibration_status() if tracker else None)
             annotated = player.show(frame, draw) if player else draw(frame, scores=args.scores)
+            if player and player.calibrate_requested:
+                player.calibrate_requested = False
+                print(calibrate_largest_face(tracker, faces, source.fps or fps))
             if sink:
                 sink.write(annotated, name)
             progress.update()
@@ -156,14 +205,15 @@ def main(argv=None):
     if source.stopped_early:
         print(f"warning: {source.stopped_early}", file=sys.stderr)
     if records:
-        print(summarise(records, class_names))
+        summary = (summarise_images if images else summarise)(records, class_names)
+        print(f"{args.heading}: {summary}" if getattr(args, "heading", None) else summary)
         if args.log:
             picture = Path(args.log).with_suffix(".png")
             try:
-                plot_timeline(records, class_names, picture)
+                (plot_shares if images else plot_timeline)(records, class_names, picture)
             except SourceError as error:
                 return fail(error)
-            print(f"emotion over time: {picture}")
+            print(f"{'emotions of the images' if images else 'emotion over time'}: {picture}")
     return 0
 
 

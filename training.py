@@ -32,6 +32,12 @@ def parse_args(argv=None):
     parser.add_argument("--camera-artefacts", action="store_true",
                         help="also augment with JPEG recompression, blur, exposure and sensor noise, as webcams "
                         "and phones give (measured: no gain yet, see README)")
+    parser.add_argument("--weight-averaging", action="store_true",
+                        help="validate and save a moving average of the weights (over about 1000 steps) instead "
+                        "of the last step's weights")
+    parser.add_argument("--init-from", default=None, metavar="MODEL_H5",
+                        help="start from this trained model's weights (same classes) instead of random ones, "
+                        "to train an existing model further")
     parser.add_argument("--patience", type=int, default=10, help="epochs without a better val accuracy before stopping")
     parser.add_argument("--seed", type=int, default=1337, help="random seed for weights, shuffling and augmentation")
     parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto",
@@ -86,6 +92,19 @@ def export(best_checkpoint, model_out, class_names):
     return model
 
 
+def starting_weights(path, class_names):
+    """Weights of the trained model at path, refused unless it was trained on class_names in that order."""
+    from emotion.model import ModelFileError, load_model
+    try:
+        trained, trained_names = load_model(path)
+    except ModelFileError as error:
+        raise SystemExit(f"error: --init-from: {error}") from None
+    if trained_names != class_names:
+        raise SystemExit(f"error: --init-from {path} was trained on {','.join(trained_names)}, "
+                         f"not {','.join(class_names)}")
+    return trained.get_weights()
+
+
 def main(argv=None):
     args = parse_args(argv)
     model_out = Path(args.model_out)
@@ -112,6 +131,8 @@ def main(argv=None):
                          "or delete that folder to start over")
     if args.resume and not paths["backup"].exists():
         print(f"notice: nothing to resume in {paths['backup']}; starting a new run")
+
+    initial_weights = starting_weights(args.init_from, args.classes) if args.init_from else None
 
     keras.utils.set_random_seed(args.seed)
     try:
@@ -148,7 +169,9 @@ def main(argv=None):
 
     with strategy.scope():
         model = compile_model(build_little_vgg(len(args.classes)), args.learning_rate, steps_per_epoch,
-                              args.epochs, args.label_smoothing)
+                              args.epochs, args.label_smoothing, args.weight_averaging)
+    if initial_weights:
+        model.set_weights(initial_weights)
     callbacks = [
         ThroughputLogger(len(train.labels), steps_per_epoch, pipeline_ms),
         keras.callbacks.BackupAndRestore(str(paths["backup"]), double_checkpoint=True),

@@ -18,6 +18,9 @@ import numpy as np
 # expressions accuracy on either set; full strength or a uniform target lost more than it won.
 ALPHA = 0.5
 NEUTRAL_TARGET = 0.5
+# Key c in test.py's window gathers a tracked face's scores for this long: enough frames to average out
+# blinks and small movements, short enough to hold a neutral face.
+HOLD_S = 2.0
 # A class the neutral face all but never scores would otherwise be boosted without bound.
 FLOOR = 0.01
 

@@ -55,14 +55,17 @@ def draw_scores(frame, face, class_names):
     return frame
 
 
-def draw_overlay(frame, faces, class_names, scores=False, fps=None):
-    """What test.py shows: draw_faces, each face's score bars with scores, and the frame rate unless it is None."""
+def draw_overlay(frame, faces, class_names, scores=False, fps=None, notice=None):
+    """What test.py shows: draw_faces, each face's score bars with scores, the frame rate unless it is None, and
+    a notice line at the bottom (a calibration under way) unless it is None."""
     draw_faces(frame, faces, class_names)
     if scores:
         for face in faces:
             draw_scores(frame, face, class_names)
     if fps is not None:
         draw_fps(frame, fps)
+    if notice is not None:
+        draw_text(frame, notice, (8, frame.shape[0] - 10), (255, 255, 255))
     return frame
 
 

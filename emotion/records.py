@@ -5,6 +5,7 @@
     with FrameLog("photos.csv", class_names, images=True) as log:   # images: by file name, no time
         log.write(frame_index, None, faces, file="party.jpg")
     print(summarise(records, class_names)); plot_timeline(records, class_names, "emotions.png")
+    print(summarise_images(records, class_names)); plot_shares(records, class_names, "photos.png")  # images
 """
 import csv
 import io
@@ -89,6 +90,39 @@ def summarise(records, class_names):
     lines = [f"{len(records)} frames, {total} face observations, {len(ids)} distinct face(s)"]
     lines += [f"  {name:>9}: {labels[name] / total:6.1%}" for name in class_names if total]
     return "\n".join(lines)
+
+
+def largest_face(record):
+    return max(record["faces"], key=lambda face: face["box"][2] * face["box"][3])
+
+
+def summarise_images(records, class_names):
+    """Text for an image or folder run: per label, the images whose largest face has it, and all faces that have it."""
+    images = Counter(largest_face(record)["label"] for record in records if record["faces"])
+    faces = Counter(face["label"] for record in records for face in record["faces"])
+    lines = [f"{len(records)} image(s), {sum(faces.values())} face(s), "
+             f"{len(records) - sum(images.values())} image(s) without a face",
+             f"  {'label':>9}  images  faces"]
+    lines += [f"  {name:>9}  {images[name]:6d}  {faces[name]:5d}" for name in class_names]
+    return "\n".join(lines)
+
+
+def plot_shares(records, class_names, path):
+    """PNG for an image or folder run: each emotion's share of the images (by their largest face), one bar each."""
+    counts = Counter(largest_face(record)["label"] for record in records if record["faces"])
+    total = max(sum(counts.values()), 1)
+    shares = [counts[name] / total for name in class_names]
+    figure = Figure(figsize=(7, 0.5 * len(class_names) + 1.2))
+    axes = figure.subplots()
+    positions = range(len(class_names))[::-1]  # the model's first class on top
+    axes.barh(positions, shares, color=[matplotlib_colour(label_colour(name, class_names)) for name in class_names])
+    for position, share, name in zip(positions, shares, class_names):
+        axes.text(share + 0.01, position, f"{share:.0%} ({counts[name]})", va="center")
+    axes.set(yticks=list(positions), yticklabels=class_names, xlim=(0, 1.15), xlabel="share of images",
+             title=f"{len(records)} image(s), {sum(counts.values())} with a face")
+    figure.tight_layout()
+    with write_or_undo(path, lambda: Path(path).unlink(missing_ok=True)):
+        figure.savefig(path, dpi=110)
 
 
 def matplotlib_colour(bgr):

@@ -55,6 +55,33 @@ def is_image_file(path):
     return cv2.haveImageReader(str(path))
 
 
+# Containers FFmpeg reads; by name, as opening every file of a big folder to find out would be slow.
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
+
+
+def folder_videos(folder):
+    """The video files of a folder (not of its sub-folders), by name; hidden files left out."""
+    return [file for file in sorted(Path(folder).iterdir()) if file.is_file() and not file.name.startswith(".")
+            and file.suffix.lower() in VIDEO_SUFFIXES]
+
+
+def batch_folder(spec):
+    """The folder that a folder run's --output or --log names (made here): the name without its suffix."""
+    spec = Path(spec)
+    folder = spec.with_suffix("") if spec.suffix else spec
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def batch_path(spec, stem, default_suffix):
+    """Where one file of a folder run writes: inside batch_folder(spec), in the format of spec's suffix if it has
+    one: ("annotated.avi", "clip1", ".mp4") -> annotated/clip1.avi, ("logs", "clip1", ".jsonl") -> logs/clip1.jsonl.
+    None stays None."""
+    if spec is None:
+        return None
+    return batch_folder(spec) / f"{stem}{Path(spec).suffix or default_suffix}"
+
+
 def sample_face():
     """A real face photo that matplotlib ships (Grace Hopper, 600x512 BGR); no download, no dataset."""
     return cv2.imread(str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"))
@@ -245,7 +272,7 @@ def open_source(spec, reconnect_s=10.0):
         files = [file for file in sorted(path.iterdir()) if file.is_file() and not file.name.startswith(".")
                  and is_image_file(file)]
         if not files:
-            raise SourceError(f"folder {path} holds no image files")
+            raise SourceError(f"folder {path} holds no image or video files")
         return Source("folder", lambda source: _image_frames(files), 0.0, None, expected_frames=len(files))
     if not path.is_file():
         raise SourceError(f"source {spec} not found: pass a camera index, a stream URL ({', '.join(STREAM_SCHEMES)}), "

@@ -8,6 +8,8 @@ from itertools import count
 
 import numpy as np
 
+from .calibrate import Calibration
+
 
 @dataclass
 class Face:
@@ -32,6 +34,14 @@ def box_overlap(a, b):
     return intersection / (a[2] * a[3] + b[2] * b[3] - intersection)
 
 
+def nested(a, b):
+    """True when the centre of either x, y, w, h box lies inside the other: two boxes on one face."""
+    def centre_inside(inner, outer):
+        x, y = inner[0] + inner[2] / 2, inner[1] + inner[3] / 2
+        return outer[0] <= x <= outer[0] + outer[2] and outer[1] <= y <= outer[1] + outer[3]
+    return centre_inside(a, b) or centre_inside(b, a)
+
+
 def make_faces(boxes, scores, class_names, face_ids=None, labels=None):
     """Face records from boxes and score rows, labelled with each row's top class unless labels are given."""
     face_ids = face_ids if face_ids is not None else range(len(boxes))
@@ -48,18 +58,23 @@ class Track:
     hits: int = 1  # frames in which a detection matched this track (in a row, until confirmed)
     missing: int = 0  # frames since the last match
     confirmed: bool = False
+    calibration: Calibration = None  # this face's own neutral correction, applied before smoothing
+    neutral_rows: list = None  # scores gathered for a calibration under way
+    neutral_frames: int = 0  # how many rows that calibration gathers
+    calibrated_at: int = None  # frame number at which the calibration was set
 
 
 class FaceTracker:
     """Follows faces across frames by box overlap and smooths each one's scores (exponential moving average).
 
-    Haar also boxes caption letters, logos and textures, but those flicker: a new track is shown only
-    once it has matched detections in `confirm_hits` frames in a row and, where an `is_face` check is given, passed it
-    (a second, independent detector). A confirmed face missed by the detector keeps its last box and
-    scores for up to `hold` frames, so one missed frame does not blink the overlay. A track unmatched
-    for longer than max_missing frames is forgotten, so a face that comes back starts fresh. A face
-    keeps its label until another class leads it by `hysteresis`: averaging alone still flips between
-    two classes whose scores hover at the same level.
+    Haar also boxes caption letters, logos and textures: where an `is_face` check is given (a second,
+    independent detector), a new track is shown once it passes it; without one, once it has matched
+    detections in `confirm_hits` frames in a row, since those false boxes flicker and a face stays.
+    A confirmed face missed by the detector keeps its last box and scores for up to `hold` frames, so
+    one missed frame does not blink the overlay. A track unmatched for longer than max_missing frames
+    is forgotten, so a face that comes back starts fresh. A face keeps its label until another class
+    leads it by `hysteresis`: averaging alone still flips between two classes whose scores hover at the
+    same level.
     """
 
     def __init__(self, class_names, smoothing=0.25, hysteresis=0.05, min_overlap=0.3, max_missing=10,
@@ -94,17 +109,18 @@ class FaceTracker:
         matched = self.match(boxes)
         raw = np.array(scores, np.float32).reshape(len(boxes), len(self.class_names))
         seen = set()
+        followed = [boxes[index] for index in matched]
         for index, box in enumerate(boxes):
             face_id = matched.get(index)
             if face_id is None:
+                if any(nested(box, other) for other in followed):
+                    continue  # Haar's second box on a face followed already (a chin, a wider frame): no new face
                 face_id = next(self.ids)
                 self.tracks[face_id] = Track(tuple(box), raw[index], int(np.argmax(raw[index])))
             else:
-                self.follow(self.tracks[face_id], tuple(box), raw[index])
+                self.follow(self.tracks[face_id], tuple(box), self.corrected(self.tracks[face_id], raw[index]))
             track = self.tracks[face_id]
-            # Checked once enough hits are in, and again every confirm_hits hits if it failed: a real
-            # face turned away for one check gets another chance, a logo costs one check now and then.
-            if not track.confirmed and track.hits % self.confirm_hits == 0:
+            if not track.confirmed and self.check_due(track, is_face):
                 track.confirmed = is_face is None or bool(is_face(track.box))
             seen.add(face_id)
         faces = []
@@ -122,6 +138,40 @@ class FaceTracker:
         return make_faces([track.box for _, track in faces], [track.scores for _, track in faces],
                           self.class_names, [face_id for face_id, _ in faces],
                           [self.class_names[track.label] for _, track in faces])
+
+    def check_due(self, track, is_face):
+        """Whether an unconfirmed track is checked in this frame. With an independent face check, at once
+        (a face is shown from its first frame, as on a still image) and then every confirm_hits hits; a
+        real face turned away for one check gets another chance, a logo costs one check now and then.
+        Without one, only confirm_hits hits in a row confirm it."""
+        return track.hits % self.confirm_hits == 0 or (is_face is not None and track.hits == 1)
+
+    def calibrate(self, face_id, frames):
+        """Gathers face_id's scores over its next `frames` frames and then corrects that face alone by them
+        (see calibrate.Calibration): the person holds a neutral face meanwhile. Replaces an earlier one."""
+        if "neutral" not in self.class_names:
+            raise ValueError(f"calibration needs a 'neutral' class; the model has {', '.join(self.class_names)}")
+        track = self.tracks[face_id]
+        track.neutral_rows, track.neutral_frames = [], max(1, frames)
+
+    def calibration_status(self):
+        """A line for the overlay while a calibration gathers scores and for as long again once it is set;
+        None otherwise."""
+        for track in self.tracks.values():
+            if track.neutral_rows is not None:
+                return f"calibrating: hold a neutral face ({len(track.neutral_rows) / track.neutral_frames:.0%})"
+            if track.calibrated_at is not None and self.frames - track.calibrated_at <= track.neutral_frames:
+                return "calibrated: this face's scores are now corrected for its neutral look"
+        return None
+
+    def corrected(self, track, raw):
+        """raw scores corrected by the track's own calibration, gathering them first while one is under way."""
+        if track.neutral_rows is not None:
+            track.neutral_rows.append(raw)
+            if len(track.neutral_rows) >= track.neutral_frames:
+                track.calibration = Calibration.from_scores(track.neutral_rows, self.class_names)
+                track.neutral_rows, track.calibrated_at = None, self.frames
+        return raw if track.calibration is None else track.calibration.apply(raw)
 
     def follow(self, track, box, raw):
         smoothed = self.smoothing * raw + (1 - self.smoothing) * track.scores

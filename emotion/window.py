@@ -15,9 +15,12 @@ from pathlib import Path
 
 import cv2
 
-QUIT, PAUSE, SAVE, SCORES = "quit", "pause", "save", "scores"
-ACTIONS = {ord("q"): QUIT, 27: QUIT, ord(" "): PAUSE, ord("s"): SAVE, ord("b"): SCORES}  # 27: Esc
-TITLE = "Emotion recognition - q/Esc quit, space pause, s save frame, b score bars"
+from .calibrate import HOLD_S
+
+QUIT, PAUSE, SAVE, SCORES, CALIBRATE = "quit", "pause", "save", "scores", "calibrate"
+ACTIONS = {ord("q"): QUIT, 27: QUIT, ord(" "): PAUSE, ord("s"): SAVE, ord("b"): SCORES,  # 27: Esc
+           ord("c"): CALIBRATE}
+TITLE = "Emotion recognition - q/Esc quit, space pause, s save frame, b score bars, c calibrate neutral face"
 # How often a paused frame or an image looks for keys, and for its window being closed.
 POLL_MS = 50
 
@@ -27,7 +30,7 @@ class WindowError(RuntimeError):
 
 
 def handle_key(key):
-    """The action (QUIT, PAUSE, SAVE, SCORES) of a cv2.waitKey code; None for no key (-1) or another key."""
+    """The action (QUIT, PAUSE, SAVE, SCORES, CALIBRATE) of a cv2.waitKey code; None for no key (-1) or another key."""
     # Some backends add modifier flags (Num Lock) above the low byte.
     return ACTIONS.get(key & 0xFF) if key >= 0 else None
 
@@ -49,10 +52,23 @@ def snapshot_path(stem, index):
             return path
 
 
+def calibrate_largest_face(tracker, faces, fps):
+    """Key c: the largest face shown is calibrated on its next HOLD_S seconds; returns what to tell the user."""
+    if tracker is None:
+        return "notice: key c calibrates a face of a video or camera; for images, use --calibrate"
+    if not faces:
+        return "notice: no face to calibrate: key c needs a face in the frame"
+    try:
+        tracker.calibrate(faces[0].face_id, frames=round(HOLD_S * fps))
+    except ValueError as error:
+        return f"notice: {error}"
+    return f"calibrating face {faces[0].face_id}: hold a neutral face for {HOLD_S:.0f} seconds"
+
+
 class Player:
     """Shows annotated frames: a video at its own frame rate, a camera or stream as it comes, each image until a
     key. q, Esc or closing the window stops, space pauses and resumes, s saves the frame shown as a PNG, b
-    switches the score bars."""
+    switches the score bars, c asks for a neutral calibration (calibrate_requested, for the caller to act on)."""
 
     def __init__(self, source, output=None, scores=False):
         """output: the run's --output, if any: snapshots go beside it, named after it (else into the working
@@ -62,7 +78,7 @@ class Player:
         self.stem = Path(output).with_suffix("") if output else Path("emotion")
         self.scores = scores
         self.index, self.start, self.paused_at = -1, None, None
-        self.image, self.stopped = None, False
+        self.image, self.stopped, self.calibrate_requested = None, False, False
 
     def show(self, frame, draw):
         """Shows draw(copy of frame, scores=...), holds it until the next frame is due, acting on the keys pressed
@@ -84,6 +100,8 @@ class Player:
             elif action == SCORES:
                 self.scores = not self.scores
                 self._display(draw(frame.copy(), scores=self.scores))
+            elif action == CALIBRATE:
+                self.calibrate_requested = True
             elif self.still and key != -1:  # any other key, space too, shows the next image
                 return self.image
             elif action == PAUSE:

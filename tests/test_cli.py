@@ -8,7 +8,7 @@ import cv2
 import h5py
 import pytest
 
-from tests.conftest import CLASSES, ROOT, run_script, write_dataset
+from tests.conftest import CLASSES, ROOT, run_script, write_dataset, write_video
 
 
 def assert_one_line_error(result, *fragments, code=None):
@@ -29,7 +29,7 @@ def readme_options(section):
 
 
 @pytest.mark.parametrize(("script", "section"), [("training.py", "Training"), ("test.py", "Live recognition")])
-def test_help_lists_every_option_of_the_readme(script, section):
+def test_help_and_the_readme_list_the_same_options(script, section):
     result = run_script(script, "--help")
     assert result.returncode == 0 and "(default:" in result.stdout
     options = readme_options(section)
@@ -37,6 +37,8 @@ def test_help_lists_every_option_of_the_readme(script, section):
     for option in options:
         # As a whole option: --model must not pass on the strength of --model-out.
         assert re.search(rf"{option}(?![a-z-])", result.stdout), option
+    in_help = set(re.findall(r"^  (--[a-z0-9-]+)", result.stdout, re.MULTILINE)) - {"--help"}
+    assert in_help == set(options), "an option missing from the README's table, or one the script lacks"
 
 
 def test_training_writes_a_model_with_its_class_names_and_a_report(tiny_model):
@@ -98,8 +100,8 @@ def test_live_loop_writes_csv_with_one_row_per_face(tiny_model, face_video, tmp_
     with open(log) as file:
         rows = list(csv.DictReader(file))
     assert list(rows[0]) == ["frame", "time_s", "face_id", "x", "y", "w", "h", "label", *CLASSES]
-    # A new face is shown from its third frame on, once confirmed.
-    assert [int(row["frame"]) for row in rows] == [2, 3, 4]
+    # BlazeFace confirms the face in its first frame: one row a frame from the start.
+    assert [int(row["frame"]) for row in rows] == [0, 1, 2, 3, 4]
 
 
 def test_live_loop_on_a_photo_writes_an_annotated_image(tiny_model, tmp_path):
@@ -165,3 +167,83 @@ def test_training_from_the_kaggle_csv(tmp_path):
     assert "skipped 1" in result.stdout
     with h5py.File(tmp_path / "m.h5", "r") as file:
         assert json.loads(file.attrs["class_names"]) == list(CLASSES)
+
+
+def test_a_folder_of_videos_and_images_gives_each_file_its_output_and_log_whatever_the_jobs(
+        tiny_model, face_video, tmp_path):
+    import matplotlib
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for name in ("first.mp4", "second.avi"):  # same frames, other container: each still a video of its own
+        capture, frames = cv2.VideoCapture(str(face_video)), []
+        while len(frames) < 8 and (frame := capture.read()[1]) is not None:
+            frames.append(frame)
+        write_video(folder / name, frames, fps=25.0)
+    hopper = cv2.imread(str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"))
+    cv2.imwrite(str(folder / "hopper.png"), hopper)
+    logs = {}
+    for jobs in (1, 2):
+        result = run_script("test.py", "--source", folder, "--model", tiny_model, "--no-display", "--jobs", jobs,
+                            "--output", tmp_path / f"annotated{jobs}", "--log", tmp_path / f"logs{jobs}.csv")
+        assert result.returncode == 0, result.stderr
+        assert f"{folder}: 3 of 3 run(s) done" in result.stdout
+        assert "first.mp4: 8 frames" in result.stdout and "second.avi: 8 frames" in result.stdout
+        assert f"images in {folder}: 1 image(s), 1 face(s), 0 image(s) without a face" in result.stdout
+        assert sorted(path.name for path in (tmp_path / f"annotated{jobs}").iterdir()) == [
+            "first.mp4", "hopper.png", "second.mp4"]
+        assert sorted(path.name for path in (tmp_path / f"logs{jobs}").iterdir()) == [
+            "first.csv", "first.png", "images.csv", "images.png", "second.csv", "second.png"]
+        logs[jobs] = {path.name: path.read_text() for path in (tmp_path / f"logs{jobs}").glob("*.csv")}
+        assert cv2.VideoCapture(str(tmp_path / f"annotated{jobs}" / "second.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 8
+    assert logs[1] == logs[2], "--jobs changes only how many files run at once, never the results"
+    assert logs[1]["images.csv"].splitlines()[1].split(",")[1] == "hopper.png"
+
+
+def test_a_folder_run_goes_on_past_a_broken_video_and_names_it(tiny_model, face_video, tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    (folder / "good.mp4").write_bytes(face_video.read_bytes())
+    (folder / "broken.mp4").write_bytes(face_video.read_bytes()[:300])
+    result = run_script("test.py", "--source", folder, "--model", tiny_model, "--no-display", "--max-frames", 3)
+    assert result.returncode == 2
+    assert "good.mp4: 3 frames" in result.stdout
+    assert f"{folder}: 1 of 2 run(s) done; failed: broken.mp4" in result.stdout
+    assert "Traceback" not in result.stderr  # the rest of stderr is the good video's progress bar
+    assert [line for line in result.stderr.splitlines() if "error" in line] == [
+        f"error: {folder / 'broken.mp4'} is neither an image nor a video that OpenCV can read"]
+
+
+def test_jobs_need_no_display_and_a_count_of_one_or_more(tmp_path):
+    assert_one_line_error(run_script("test.py", "--source", tmp_path, "--jobs", 2, env={"DISPLAY": ":0"}),
+                          "add --no-display", code=2)
+    assert_one_line_error(run_script("test.py", "--source", tmp_path, "--jobs", 0, "--no-display"), "--jobs", code=2)
+
+
+def test_init_from_starts_at_a_trained_model_and_weight_averaging_keeps_near_it(tiny_model, tmp_path):
+    import numpy as np
+
+    from emotion.model import load_model
+    write_dataset(tmp_path / "train", per_class=8, seed=3)
+
+    def trained_weights(*options):
+        out = tmp_path / f"model{len(options)}.h5"
+        result = run_script("training.py", "--train-dir", tmp_path / "train", "--val-dir", tmp_path / "train",
+                            "--epochs", 1, "--batch-size", 8, "--precision", "float32", "--learning-rate", 0.05,
+                            "--init-from", tiny_model, "--seed", 7, "--model-out", out, *options)
+        assert result.returncode == 0, result.stderr
+        return [np.asarray(w) for w in load_model(out)[0].trainable_weights]
+
+    start = [np.asarray(w) for w in load_model(tiny_model)[0].trainable_weights]
+    moved = sum(np.abs(a - b).sum() for a, b in zip(trained_weights(), start))
+    averaged = sum(np.abs(a - b).sum() for a, b in zip(trained_weights("--weight-averaging"), start))
+    # 5 steps at a high rate move the weights far; their average (over ~1000 steps, started after the first
+    # step) stays near the start. Started from seed 7's random weights instead, both would be far from it.
+    assert averaged < moved / 5
+
+
+def test_init_from_refuses_a_model_of_other_classes(tiny_model, tmp_path):
+    write_dataset(tmp_path / "train", per_class=2, classes=("happy", "sad"))
+    result = run_script("training.py", "--train-dir", tmp_path / "train", "--val-dir", tmp_path / "train",
+                        "--classes", "happy,sad", "--init-from", tiny_model, "--model-out", tmp_path / "m.h5")
+    assert_one_line_error(result, f"--init-from {tiny_model} was trained on angry,happy,neutral,sad,surprise, "
+                          "not happy,sad")

@@ -101,11 +101,15 @@ def test_the_face_check_decides_confirmation_and_is_retried():
     box = (100, 100, 90, 120)
     checks = []
     tracker = FaceTracker(NAMES)
-    shown = [tracker.update([box], [one_hot(1)], is_face=lambda b: checks.append(b) or len(checks) > 1)
+    shown = [tracker.update([box], [one_hot(1)], is_face=lambda b: checks.append(b) or len(checks) > 2)
              for _ in range(7)]
-    # Checked at the 3rd hit (refused), then at the 6th (accepted): shown from then on.
+    # Checked at the 1st hit (refused), the 3rd (refused), then the 6th (accepted): shown from then on.
     assert [len(faces) for faces in shown] == [0, 0, 0, 0, 0, 1, 1]
-    assert checks == [box, box]
+    assert checks == [box, box, box]
+    at_once = FaceTracker(NAMES)
+    assert len(at_once.update([box], [one_hot(1)], is_face=lambda b: True)) == 1, "a checked face is shown at once"
+    unchecked = FaceTracker(NAMES)
+    assert [len(unchecked.update([box], [one_hot(1)])) for _ in range(3)] == [0, 0, 1], "else after 3 hits"
     rejected = FaceTracker(NAMES)
     assert not any(rejected.update([box], [one_hot(1)], is_face=lambda b: False) for _ in range(12))
 
@@ -123,3 +127,47 @@ def test_search_boxes_are_the_tracks_seen_in_the_latest_frame_and_the_shown_face
     unconfirmed.update([(0, 0, 50, 60)], [one_hot(0)])
     unconfirmed.update([], np.zeros((0, 5)))
     assert unconfirmed.search_boxes() == [], "a candidate missed once is left to the next whole-frame search"
+
+
+def test_key_c_calibration_gathers_one_face_then_corrects_that_face_alone():
+    reads_sad = np.array([0.05, 0.05, 0.3, 0.55, 0.05])
+    tracker = FaceTracker(NAMES, smoothing=1.0, hysteresis=0.0, confirm_hits=1)
+    boxes = [(0, 0, 40, 60), (200, 0, 40, 60)]
+    tracker.update(boxes, [reads_sad, reads_sad])
+    calibrated, other = (face.face_id for face in tracker.update(boxes, [reads_sad, reads_sad]))
+    tracker.calibrate(calibrated, frames=4)
+    statuses, labels = [], []
+    for _ in range(4):
+        faces = tracker.update(boxes, [reads_sad, reads_sad])
+        statuses.append(tracker.calibration_status())
+        labels.append([face.label for face in faces])
+    assert labels[:3] == [["sad", "sad"]] * 3, "scores are not changed while they are gathered"
+    assert statuses[:3] == [f"calibrating: hold a neutral face ({share})" for share in ("25%", "50%", "75%")]
+    assert statuses[3].startswith("calibrated")
+    faces = {face.face_id: face for face in tracker.update(boxes, [reads_sad, reads_sad])}
+    assert faces[calibrated].label == "neutral" and faces[calibrated].scores["sad"] < 0.4
+    assert faces[other].label == "sad" and faces[other].scores["sad"] == pytest.approx(0.55)
+    for _ in range(4):
+        tracker.update(boxes, [reads_sad, reads_sad])
+    assert tracker.calibration_status() is None, "the notice goes after as long as the calibration took"
+
+
+def test_calibration_needs_a_neutral_class():
+    tracker = FaceTracker(["angry", "happy"], confirm_hits=1)
+    face_id = tracker.update([(0, 0, 40, 60)], [[0.5, 0.5]])[0].face_id
+    with pytest.raises(ValueError, match="neutral"):
+        tracker.calibrate(face_id, frames=10)
+
+
+def test_a_second_box_on_a_followed_face_is_no_new_face():
+    tracker = FaceTracker(NAMES, confirm_hits=1)
+    face = (100, 100, 120, 150)
+    tracker.update([face], [one_hot(1)])
+    # Haar's wider box around the same face, and a box on its chin: each centre lies in the face's box.
+    for second in [(80, 90, 170, 190), (140, 180, 110, 130)]:
+        faces = tracker.update([face, second], [one_hot(1), one_hot(0)])
+        assert [f.box for f in faces] == [face]
+    beside = (230, 100, 120, 150)  # a neighbour whose box only touches this one's
+    assert {f.box for f in tracker.update([face, beside], [one_hot(1), one_hot(0)])} == {face, beside}
+    alone = FaceTracker(NAMES, confirm_hits=1)
+    assert [f.box for f in alone.update([(80, 90, 170, 190)], [one_hot(1)])] == [(80, 90, 170, 190)]

@@ -12,14 +12,15 @@ from emotion import window
 from emotion.draw import BAR_GAP, BAR_LENGTH, draw_scores, label_colour
 from emotion.sources import Source, sample_face
 from emotion.track import Face
-from emotion.window import PAUSE, QUIT, SAVE, SCORES, Player, handle_key, wait_s
+from emotion.track import FaceTracker
+from emotion.window import CALIBRATE, PAUSE, QUIT, SAVE, SCORES, Player, calibrate_largest_face, handle_key, wait_s
 from tests.conftest import run_script
 
 NAMES = ["sad", "happy", "angry"]  # not alphabetical: colours follow the model's own class order
 
 
 @pytest.mark.parametrize(("key", "action"), [
-    (ord("q"), QUIT), (27, QUIT), (ord(" "), PAUSE), (ord("s"), SAVE), (ord("b"), SCORES),
+    (ord("q"), QUIT), (27, QUIT), (ord(" "), PAUSE), (ord("s"), SAVE), (ord("b"), SCORES), (ord("c"), CALIBRATE),
     (0x100000 | ord("q"), QUIT),  # q with Num Lock on, as GTK reports it
     (-1, None), (ord("x"), None)])
 def test_each_key_has_its_action(key, action):
@@ -92,6 +93,24 @@ def test_keys_pause_switch_the_bars_save_resume_and_quit(monkeypatch, tmp_path, 
     assert player.stopped
 
 
+def test_key_c_calibrates_the_largest_face_shown_for_two_seconds_of_frames(monkeypatch):
+    FakeScreen(monkeypatch, ["c"])
+    player = Player(video())
+    player.show(np.zeros((8, 8, 3), np.uint8), draw)
+    assert player.calibrate_requested and not player.stopped
+    tracker = FaceTracker(["angry", "neutral", "sad"], confirm_hits=1)
+    faces = tracker.update([(0, 0, 40, 50), (100, 0, 90, 110)], [[0.2, 0.3, 0.5]] * 2)
+    message = calibrate_largest_face(tracker, faces, fps=25.0)
+    assert message == f"calibrating face {faces[0].face_id}: hold a neutral face for 2 seconds"
+    assert faces[0].box == (100, 0, 90, 110)
+    assert tracker.tracks[faces[0].face_id].neutral_frames == 50 and tracker.tracks[faces[1].face_id].neutral_rows is None
+    assert "no face" in calibrate_largest_face(tracker, [], fps=25.0)
+    assert "--calibrate" in calibrate_largest_face(None, faces, fps=25.0)
+    no_neutral = FaceTracker(["angry", "happy"], confirm_hits=1)
+    faces = no_neutral.update([(0, 0, 40, 50)], [[0.5, 0.5]])
+    assert "needs a 'neutral' class" in calibrate_largest_face(no_neutral, faces, fps=25.0)
+
+
 def test_an_image_stays_until_a_key_and_b_redraws_it(monkeypatch):
     screen = FakeScreen(monkeypatch, [-1, -1, "b", -1, " "])
     player = Player(video("folder", fps=0.0), scores=True)
@@ -143,7 +162,7 @@ def test_scores_option_draws_bars_into_the_output_video(tiny_model, face_video, 
         assert result.returncode == 0, result.stderr
         capture = cv2.VideoCapture(str(output))
         frames[bool(option)] = [capture.read()[1] for _ in range(5)]
-    # A face is shown from its third frame on, and only then has bars.
+    # Bars go with a shown face: from its first frames on (compared from the third, once it is surely shown).
     assert all(np.abs(a.astype(int) - b).max() > 100 for a, b in zip(frames[False][2:], frames[True][2:]))
 
 
