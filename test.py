@@ -93,14 +93,12 @@ def run_folder(args, folder):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from emotion.sources import batch_folder, batch_path, folder_videos, is_image_file
+    from emotion.sources import batch_folder, batch_path, folder_images, folder_videos
     runs = [argparse.Namespace(**{**vars(args), "source": str(video), "heading": video.name,
                                   "output": batch_path(args.output, video.stem, ".mp4"),
                                   "log": batch_path(args.log, video.stem, ".jsonl")})
             for video in folder_videos(folder)]
-    images = [file for file in folder.iterdir() if file.is_file() and not file.name.startswith(".")
-              and is_image_file(file)]
-    if images:
+    if folder_images(folder):
         runs.append(argparse.Namespace(**{**vars(args), "heading": f"images in {folder}",
                                           "output": batch_folder(args.output) if args.output else None,
                                           "log": batch_path(args.log, "images", ".jsonl")}))

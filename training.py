@@ -80,7 +80,8 @@ def check_writable(model_out):
 
 
 def export(best_checkpoint, model_out, class_names):
-    """Rebuild the best checkpoint in float32 (portable to any CPU) and save it with its class names."""
+    """Rebuild the best checkpoint in float32 (portable to any CPU) and save it with its class names; a save that
+    fails (a full disk) ends the run with one line, the checkpoint and any earlier model left as they were."""
     import keras
 
     from emotion.model import build_little_vgg, save_model
@@ -88,7 +89,11 @@ def export(best_checkpoint, model_out, class_names):
     keras.mixed_precision.set_global_policy("float32")
     model = build_little_vgg(len(class_names))
     model.set_weights(trained.get_weights())
-    save_model(model, model_out, class_names)
+    try:
+        save_model(model, model_out, class_names)
+    except OSError as error:
+        raise SystemExit(f"error: cannot save {model_out}: {error.strerror or error}; the best weights are still "
+                         f"in {best_checkpoint}") from None
     return model
 
 

@@ -104,15 +104,18 @@ def check_every_class_present(split, where):
 def parse_fer_row(row, class_names):
     """(48x48 uint8 image, label index) for one fer2013.csv row; raises ValueError saying what is wrong."""
     try:
-        name = FER_CSV_LABELS[int(row["emotion"])]
-    except (ValueError, IndexError, TypeError):
-        raise ValueError(f"unknown emotion {row.get('emotion')!r}") from None
+        index = int(row["emotion"])
+    except (ValueError, TypeError):
+        index = -1
+    if not 0 <= index < len(FER_CSV_LABELS):  # a negative id would otherwise count from the end: -1 as neutral
+        raise ValueError(f"unknown emotion {row.get('emotion')!r}")
+    name = FER_CSV_LABELS[index]
     pixels = (row.get("pixels") or "").split()
     if len(pixels) != IMAGE_SIZE * IMAGE_SIZE:
         raise ValueError(f"{len(pixels)} pixels instead of {IMAGE_SIZE * IMAGE_SIZE}")
     try:
         values = np.array(pixels).astype(np.int64)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a number too long for 64 bits
         raise ValueError("pixels that are not whole numbers") from None
     if values.min() < 0 or values.max() > 255:
         raise ValueError("pixels outside 0-255")
@@ -131,7 +134,8 @@ def load_fer_csv(path, class_names, max_per_class=None):
     counts = {split: Counter() for split in FER_CSV_SPLITS}
     skipped = {split: [] for split in FER_CSV_SPLITS}
     try:
-        with open(path, newline="") as file:
+        # utf-8-sig: spreadsheet programs start a saved CSV with a byte-order mark, which would hide "emotion".
+        with open(path, newline="", encoding="utf-8-sig") as file:
             reader = csv.DictReader(file)
             if not {"emotion", "pixels", "Usage"} <= set(reader.fieldnames or ()):
                 raise DatasetError(f"{path} is not a fer2013 CSV (needs columns emotion, pixels, Usage)")
@@ -149,7 +153,9 @@ def load_fer_csv(path, class_names, max_per_class=None):
                     images[split].append(image)
                     labels[split].append(label)
                     counts[split][label] += 1
-    except (OSError, UnicodeDecodeError) as error:
+    # csv.Error: a line the csv module refuses, such as a field over its 128 KiB limit (a stray quote swallows
+    # the rest of the file into one field).
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise DatasetError(f"cannot read {path}: {error}") from None
     return {split: ImageFolder(
         images=np.array(images[split], np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1),

@@ -4,6 +4,7 @@
     save_model(model, "Emotion_little_vgg.h5", ["angry", "happy", "neutral", "sad", "surprise"])
     model, class_names = load_model("Emotion_little_vgg.h5")
 """
+import io
 import json
 import os
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import h5py
 import keras
 from keras import layers
+from keras.src.legacy.saving.legacy_h5_format import save_model_to_hdf5  # no public API writes to an h5py.File
 
 from .constants import DEFAULT_CLASS_NAMES, IMAGE_SIZE
 
@@ -52,19 +54,44 @@ def save_model(model, path, class_names):
     path = Path(path)
     if len(class_names) != model.output_shape[-1]:
         raise ValueError(f"{len(class_names)} class names for {model.output_shape[-1]} outputs")
-    # Write beside the target and rename, so a crash mid-save never leaves a broken model behind.
-    partial = path.with_name(f".{path.stem}.partial.h5")
-    model.save(partial)
-    with h5py.File(partial, "a") as file:
+    # The file is built in memory and written by Python: HDF5 writing to a disk that fills up mid-save raises
+    # cryptic errors, prints hundreds of lines and can crash the process (tests/test_fuzz.py); a Python write
+    # raises OSError: No space left on device.
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as file:
+        save_model_to_hdf5(model, file)  # what model.save does for a .h5 name
         file.attrs["class_names"] = json.dumps(list(class_names))
-    os.replace(partial, path)
+    # Written beside the target and renamed, so a crash or a full disk mid-save never leaves a broken model
+    # behind: the previous file stays as it was, and the half-written one is removed.
+    partial = path.with_name(f".{path.stem}.partial.h5")
+    try:
+        with open(partial, "wb") as file:
+            file.write(buffer.getbuffer())
+            file.flush()
+            os.fsync(file.fileno())  # on disk before the rename, so a power cut cannot leave an empty model
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def read_class_names(path):
-    """The class_names attribute of a .h5 file, or None when the file has none."""
+    """The class_names attribute of a .h5 file, or None when the file has none; ValueError when it is not a JSON
+    list of distinct names."""
     with h5py.File(path, "r") as file:
         names = file.attrs.get("class_names")
-    return None if names is None else json.loads(names)
+    if names is None:
+        return None
+    # A damaged or hand-edited attribute must be refused here: a JSON string would give one class per letter,
+    # and a number or non-JSON bytes would escape as TypeError or JSONDecodeError (tests/test_fuzz.py).
+    try:
+        names = json.loads(names)
+    except (TypeError, ValueError):
+        names = None
+    if not (isinstance(names, list) and names and all(isinstance(name, str) and name for name in names)
+            and len(set(names)) == len(names)):
+        raise ValueError("its class_names attribute is not a JSON list of distinct names")
+    return names
 
 
 def load_model(path):
@@ -76,6 +103,8 @@ def load_model(path):
         class_names = read_class_names(path)
     except OSError:
         raise ModelFileError(f"model file {path} is not a readable HDF5 file (truncated or another format?)") from None
+    except ValueError as error:
+        raise ModelFileError(f"model file {path} is damaged: {error}") from None
     try:
         # safe_mode stays on: a .h5 can hold Python code (Lambda layers) that must never run.
         model = keras.saving.load_model(path, compile=False, safe_mode=True)

@@ -100,8 +100,8 @@ def summarise_images(records, class_names):
     """Text for an image or folder run: per label, the images whose largest face has it, and all faces that have it."""
     images = Counter(largest_face(record)["label"] for record in records if record["faces"])
     faces = Counter(face["label"] for record in records for face in record["faces"])
-    lines = [f"{len(records)} image(s), {sum(faces.values())} face(s), "
-             f"{len(records) - sum(images.values())} image(s) without a face",
+    without = len(records) - sum(images.values())
+    lines = [f"{len(records)} image(s), {sum(faces.values())} face(s), {without} image(s) without a face",
              f"  {'label':>9}  images  faces"]
     lines += [f"  {name:>9}  {images[name]:6d}  {faces[name]:5d}" for name in class_names]
     return "\n".join(lines)

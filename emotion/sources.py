@@ -8,6 +8,7 @@ built-in demo.
 import contextlib
 import os
 import queue
+import shutil
 import sys
 import threading
 import time
@@ -55,14 +56,32 @@ def is_image_file(path):
     return cv2.haveImageReader(str(path))
 
 
-# Containers FFmpeg reads; by name, as opening every file of a big folder to find out would be slow.
+# A folder's members are taken by name: opening every file of a big folder to find out would be slow, and a
+# broken photo.jpg must be reported as unreadable, not left out unnoticed.
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".pbm", ".pgm", ".ppm",
+                  ".pnm", ".jp2", ".sr", ".ras", ".avif")
+
+
+def folder_files(folder, suffixes):
+    """The files of a folder (not of its sub-folders) with one of suffixes, in name order; hidden files left out."""
+    return [file for file in sorted(Path(folder).iterdir()) if file.is_file() and not file.name.startswith(".")
+            and file.suffix.lower() in suffixes]
 
 
 def folder_videos(folder):
-    """The video files of a folder (not of its sub-folders), by name; hidden files left out."""
-    return [file for file in sorted(Path(folder).iterdir()) if file.is_file() and not file.name.startswith(".")
-            and file.suffix.lower() in VIDEO_SUFFIXES]
+    return folder_files(folder, VIDEO_SUFFIXES)
+
+
+def folder_images(folder):
+    return folder_files(folder, IMAGE_SUFFIXES)
+
+
+def read_image(path):
+    """BGR image, or None when the file cannot be decoded; the decoders' own complaints (libpng, libjpeg) are
+    kept off the terminal, where the caller says it in one line."""
+    with native_stderr_silenced():
+        return cv2.imread(str(path))
 
 
 def batch_folder(spec):
@@ -269,8 +288,7 @@ def open_source(spec, reconnect_s=10.0):
         return Source("demo", lambda source: ((None, frame) for frame in demo_frames()), 30.0, (640, 480), expected_frames=300)
     path = Path(spec)
     if path.is_dir():
-        files = [file for file in sorted(path.iterdir()) if file.is_file() and not file.name.startswith(".")
-                 and is_image_file(file)]
+        files = folder_images(path)
         if not files:
             raise SourceError(f"folder {path} holds no image or video files")
         return Source("folder", lambda source: _image_frames(files), 0.0, None, expected_frames=len(files))
@@ -278,7 +296,7 @@ def open_source(spec, reconnect_s=10.0):
         raise SourceError(f"source {spec} not found: pass a camera index, a stream URL ({', '.join(STREAM_SCHEMES)}), "
                           "a video or image file, a folder, or 'demo'")
     if is_image_file(path):
-        image = cv2.imread(str(path))
+        image = read_image(path)
         if image is None:
             raise SourceError(f"image {path} cannot be read")
         return Source("image", lambda source: iter([(path.name, image)]), 0.0, (image.shape[1], image.shape[0]),
@@ -297,11 +315,16 @@ def open_source(spec, reconnect_s=10.0):
 
 def _image_frames(files):
     for file in files:
-        image = cv2.imread(str(file))
+        image = read_image(file)
         if image is None:
             print(f"warning: skipped unreadable image {file}", file=sys.stderr)
             continue
         yield file.name, image
+
+
+# Free space below which a video stops being written (checked every DISK_CHECK_EVERY frames, a cheap call).
+DISK_RESERVE = 20 * 2 ** 20
+DISK_CHECK_EVERY = 25
 
 
 class VideoSink:
@@ -312,9 +335,16 @@ class VideoSink:
         self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps or 30.0, size)
         if not self.writer.isOpened():
             raise SourceError(f"cannot write video {path} (try a .mp4 or .avi name)")
+        self.written = 0
 
     def write(self, frame, name=None):
+        # OpenCV's writer says nothing when a write fails, and an .mp4 whose disk filled up cannot even be
+        # finished (its index comes last): so the run stops while there is still room to close the file.
+        if self.written % DISK_CHECK_EVERY == 0 and shutil.disk_usage(self.path.parent).free < DISK_RESERVE:
+            raise SourceError(f"cannot write {self.path}: the disk is almost full (under "
+                              f"{DISK_RESERVE // 2 ** 20} MB free); the video is closed after frame {self.written}")
         self.writer.write(frame)
+        self.written += 1
 
     def close(self):
         self.writer.release()

@@ -13,6 +13,13 @@ ROOT = Path(__file__).resolve().parent.parent
 CLASSES = ("angry", "happy", "neutral", "sad", "surprise")
 
 
+def pytest_collection_modifyitems(items):
+    """Tests that need the trained tiny model run the whole pipeline: marked e2e (pyproject.toml's markers)."""
+    for item in items:
+        if "tiny_model" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)
+
+
 def run_script(script, *args, env=None, timeout=600):
     """Run training.py or test.py as a user would; returns the CompletedProcess."""
     environment = {**os.environ, **(env or {})}

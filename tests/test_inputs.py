@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 
 import cv2
 import numpy as np
@@ -181,3 +182,30 @@ def test_a_full_disk_while_drawing_the_timeline_keeps_the_log(script, tiny_model
                                              "No space left on device")
     assert not log.with_suffix(".png").exists(), "the half-written picture is removed"
     assert len(log.read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+def test_a_disk_that_fills_up_stops_the_video_while_it_can_still_be_closed(script, tiny_model, face_video, tmp_path,
+                                                                           monkeypatch, capsys, suffix):
+    """OpenCV's writer never reports a failed write, and an .mp4 on a full disk cannot be finished: the free
+    space is watched instead, and the run stops while the video can still be closed."""
+    from emotion import sources
+    video = tmp_path / f"annotated{suffix}"
+    monkeypatch.setattr(sources, "DISK_CHECK_EVERY", 5)
+    free = iter([10 * sources.DISK_RESERVE, 2 * sources.DISK_RESERVE, sources.DISK_RESERVE - 1])
+    real_usage = shutil.disk_usage
+    monkeypatch.setattr(sources.shutil, "disk_usage", lambda path: real_usage(path)._replace(free=next(free)))
+    assert script.main(["--source", str(face_video), "--model", str(tiny_model), "--no-display",
+                        "--output", str(video)]) == 2
+    assert_ends_with_one_error_line(capsys, f"error: cannot write {video}: the disk is almost full (under 20 MB "
+                                            "free); the video is closed after frame 10")
+    assert readable_frames(video) == frame_count(video) == 10, "the frames written before are a whole video"
+
+
+def readable_frames(video):
+    """Frames read from the start until the first that cannot be (the header's count may be missing or wrong)."""
+    capture, count = cv2.VideoCapture(str(video)), 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count

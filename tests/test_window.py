@@ -11,8 +11,7 @@ import pytest
 from emotion import window
 from emotion.draw import BAR_GAP, BAR_LENGTH, draw_scores, label_colour
 from emotion.sources import Source, sample_face
-from emotion.track import Face
-from emotion.track import FaceTracker
+from emotion.track import Face, FaceTracker
 from emotion.window import CALIBRATE, PAUSE, QUIT, SAVE, SCORES, Player, calibrate_largest_face, handle_key, wait_s
 from tests.conftest import run_script
 
