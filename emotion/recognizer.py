@@ -103,14 +103,15 @@ class EmotionRecognizer:
             boxes = self.candidates(framed, gray)
         if self.verify:
             boxes = boxes[[self.blazeface.is_face(framed, box) for box in boxes]].reshape(-1, 4)
-        scores = self.scores(crop_faces(gray, boxes, self.margin))
+        scores = self.scores(crop_faces(gray, boxes, self.margin), shifted=True)
         boxes = [expand_box(np.round((box - [pad, pad, 0, 0]) / scale).astype(int), 0.0, image.shape)
                  for box in boxes]
         return make_faces(boxes, scores, self.class_names)
 
-    def scores(self, crops):
-        """The classifier's scores of face crops, corrected by the calibration where one is set."""
-        scores = self.classifier.scores(crops)
+    def scores(self, crops, shifted=False):
+        """The classifier's scores of face crops (see EmotionClassifier.scores for shifted), corrected by the
+        calibration where one is set."""
+        scores = self.classifier.scores(crops, shifted)
         return scores if self.calibration is None else self.calibration.apply(scores)
 
     def calibrate(self, images, alpha=ALPHA, neutral_target=NEUTRAL_TARGET):

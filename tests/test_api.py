@@ -104,3 +104,36 @@ def test_detector_none_takes_each_image_and_frame_as_one_face(tiny_model, face_v
     assert recognizer.detect(np.full((30, 70), 90, np.uint8))[0].box == (0, 0, 70, 30), "whatever it shows"
     records = recognizer.analyze_video(face_video, max_frames=5)
     assert [[face["box"] for face in record["faces"]] for record in records] == [[[0, 0, 640, 480]]] * 5
+
+
+def test_a_still_face_is_scored_on_18_views_each_moved_or_mirrored_once():
+    from emotion.classify import SHIFT, EmotionClassifier, shift
+    face = np.zeros((1, 48, 48, 1), np.float32)
+    face[0, 10:30, 20, 0] = 255  # a vertical line, off the middle and off centre: every view differs
+    moved = shift(face, SHIFT, -SHIFT)
+    assert moved[0, 10 - SHIFT:30 - SHIFT, 20 + SHIFT, 0].min() == 255 and moved[0, :, 20, 0].max() == 0
+
+    def where_is_the_line(views):  # a stand-in model: two "scores" from the line's column and top row
+        columns = views[..., 0].argmax(axis=2).max(axis=1)
+        rows = views[..., 0].max(axis=2).argmax(axis=1)
+        return np.stack([columns, rows], axis=1).astype(np.float32)
+
+    classifier = EmotionClassifier(None, ["a", "b"], flip_average=True, litert=where_is_the_line)
+    views = [shift(face, dx, dy) for dx in (-SHIFT, 0, SHIFT) for dy in (-SHIFT, 0, SHIFT)]
+    views += [view[:, :, ::-1] for view in views]
+    expected = np.mean([where_is_the_line(view) for view in views], axis=0)
+    np.testing.assert_allclose(classifier.scores(face, shifted=True), expected)
+    np.testing.assert_allclose(classifier.scores(face), (where_is_the_line(face) + where_is_the_line(face[:, :, ::-1])) / 2)
+    single = EmotionClassifier(None, ["a", "b"], flip_average=False, litert=where_is_the_line)
+    np.testing.assert_allclose(single.scores(face, shifted=True),
+                               np.mean([where_is_the_line(view) for view in views[:9]], axis=0))
+
+
+def test_photos_get_the_18_views_and_video_frames_the_mirror_pair(recognizer, monkeypatch):
+    asked = []
+    scores = recognizer.classifier.scores
+    monkeypatch.setattr(recognizer.classifier, "scores", lambda crops, shifted=False: asked.append(shifted)
+                        or scores(crops, shifted))
+    assert recognizer.detect(sample_face()) and asked == [True]
+    recognizer.process(sample_face(), recognizer.tracker())
+    assert asked[-1] is False
