@@ -148,9 +148,10 @@ def plot_timeline(records, class_names, path):
                       color=matplotlib_colour(label_colour(name, class_names)))
         axes.set(ylabel="score", ylim=(0, 1), title=f"face {face_id}")
         axes.grid(alpha=0.3)
-    if not face_ids:
+    if face_ids:
+        axes_list[0, 0].legend(loc="upper right", ncol=len(class_names), fontsize=8)
+    else:
         axes_list[0, 0].set_title("no faces found")
-    axes_list[0, 0].legend(loc="upper right", ncol=len(class_names), fontsize=8)
     axes_list[-1, 0].set_xlabel("time (s)")
     figure.tight_layout()
     with write_or_undo(path, lambda: Path(path).unlink(missing_ok=True)):

