@@ -200,21 +200,18 @@ def delay_table(recognizer, photos):
     return "\n".join(out)
 
 
-def detection_table(detection, confirm_hits):
+def detection_table(detection):
     """Per video and path: faces shown (after confirmation) and boxes found, against the faces on screen."""
-    out = [(f"| video | path | frames x faces | faces shown | shown, of those it could show (after {confirm_hits} "
-            "frames) | boxes found | extra: shown / boxes |"), "|---|---|---:|---:|---:|---:|---:|"]
+    out = ["| video | path | frames x faces | faces shown | boxes found | extra: shown / boxes |",
+           "|---|---|---:|---:|---:|---:|"]
     for video, faces, path, found, shown in detection:
         if faces is None:  # a --video file: how many faces it shows is unknown
-            out.append(f"| {video} | {path} | ? | {sum(shown)} | - | {sum(found)} | - |")
+            out.append(f"| {video} | {path} | ? | {sum(shown)} | {sum(found)} | - |")
             continue
         hits = [sum(min(n, faces) for n in counts) for counts in (shown, found)]
         extra = [sum(max(n - faces, 0) for n in counts) for counts in (shown, found)]
         total = faces * len(shown)
-        # The generated faces are on screen from the first frame to the last, so each can be shown on
-        # all frames but its first confirm_hits - 1.
-        showable = faces * max(len(shown) - confirm_hits + 1, 0)
-        out.append(f"| {video} | {path} | {total} | {hits[0]} ({hits[0] / total:.1%}) | {hits[0] / showable:.1%} "
+        out.append(f"| {video} | {path} | {total} | {hits[0]} ({hits[0] / total:.1%}) "
                    f"| {hits[1]} ({hits[1] / total:.1%}) | {extra[0]} / {extra[1]} |")
     return "\n".join(out)
 
@@ -299,10 +296,10 @@ def main(argv=None) -> int:
     ratio = f"{raw / shown:.1f}x fewer" if shown else ("none either way" if not raw else "all removed")
     darkened = (sample_face() * 0.45).astype(np.uint8)
     confirm_hits = FaceTracker(names).confirm_hits
-    print(f"### faces found\n\n{detection_table(detection, confirm_hits)}\n\n"
-          f"A new face is shown after {confirm_hits} detections in a row (and, on the live loop's paths, once "
-          f"BlazeFace agrees), so the first {confirm_hits - 1} frames of each face are never shown; a shown face "
-          "missed by the detector stays on screen for a few frames.\n\n"
+    print(f"### faces found\n\n{detection_table(detection)}\n\n"
+          "On the live loop's paths a new face is shown once BlazeFace agrees, from its first frame; on the naive "
+          f"path, which has no such check, after {confirm_hits} detections in a row. A shown face missed by the "
+          "detector stays on screen for a few frames.\n\n"
           f"### smoothing on the 1-face video ({len(labels)} frames with a face found and shown; same face, same "
           f"expression)\n\n"
           f"label changes per second: raw scores {raw:.2f}, FaceTracker {shown:.2f} ({ratio})\n\n"
