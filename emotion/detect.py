@@ -28,7 +28,7 @@ def to_gray(image):
     """BGR, BGRA or grey uint8 image -> grey uint8."""
     if image.ndim == 2:
         return image
-    return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)  # takes 3 or 4 channels alike
 
 
 # The cascade's own window: the smallest face it can find in the image it is given.

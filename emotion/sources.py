@@ -177,7 +177,7 @@ def _newest_frames(grab):
     gets the newest frame. grab offers frames until done is set or the source ends, and releases what it opened:
     releasing a capture from another thread while a read blocks in it would crash."""
     def read(source):
-        newest, done = queue.Queue(maxsize=1), threading.Event()
+        newest, done, ended = queue.Queue(maxsize=1), threading.Event(), threading.Event()
 
         def offer(frame):
             # Keep only the newest frame: a slow loop skips frames instead of falling behind the camera.
@@ -189,12 +189,18 @@ def _newest_frames(grab):
             try:
                 grab(source, offer, done)
             finally:
-                offer(None)  # tells the loop the source has ended
+                ended.set()  # a flag, not a marker in the queue, which would push out the last frame
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         try:
-            while (frame := newest.get()) is not None:
+            while True:
+                try:
+                    frame = newest.get(timeout=0.05)
+                except queue.Empty:
+                    if ended.is_set() and newest.empty():
+                        break
+                    continue
                 yield None, frame
         finally:
             done.set()
@@ -361,7 +367,10 @@ class ImageSink:
     def write(self, frame, name=None):
         target = self.path / name if self.folder else self.path
         # Encoded here and written by Python, because cv2.imwrite only says False when the disk is full.
-        ok, data = cv2.imencode(target.suffix, frame)
+        try:
+            ok, data = cv2.imencode(target.suffix, frame)
+        except cv2.error:  # OpenCV 4.14 raises, rather than returning False, for a suffix it has no encoder for
+            ok = False
         if not ok:
             raise SourceError(f"cannot write image {target} (unknown image extension?)")
         with write_or_undo(target, lambda: target.unlink(missing_ok=True)), open(target, "wb") as file:

@@ -62,6 +62,25 @@ def test_what_cannot_be_calibrated_is_a_value_error(rows, class_names, alpha, ta
         Calibration.from_scores(rows, class_names, alpha, target)
 
 
+def test_the_scale_of_the_neutral_rows_does_not_matter():
+    # Percentages, or the sum of several frames' scores, give the same profile as scores that sum to 1.
+    as_shares = Calibration.from_scores(LEANS_SAD, CLASSES)
+    as_percent = Calibration.from_scores(LEANS_SAD * 100, CLASSES)
+    np.testing.assert_allclose(as_percent.neutral_profile, LEANS_SAD, atol=1e-6)
+    rows = score_rows()
+    np.testing.assert_allclose(as_percent.apply(rows), as_shares.apply(rows), atol=1e-6)
+
+
+@pytest.mark.parametrize(("rows", "class_names", "alpha", "target", "message"), [
+    ([], CLASSES, 0.5, 0.5, "^calibration needs the scores of at least one neutral face$"),
+    ([[0.5, 0.5]], ("happy", "sad"), 0.5, 0.5, "needs a 'neutral' class; the model has happy, sad$"),
+    ([[0.2] * 5], CLASSES, 0.5, 0.0, "neutral_target between 0 and 1, not 0.5 and 0.0"),
+    ([[0.2] * 5], CLASSES, -0.5, 0.5, "alpha must be 0 or more")])
+def test_what_cannot_be_calibrated_says_why(rows, class_names, alpha, target, message):
+    with pytest.raises(ValueError, match=message):
+        Calibration.from_scores(rows, class_names, alpha, target)
+
+
 @pytest.fixture(scope="module")
 def recognizer(tiny_model):
     return EmotionRecognizer(model=tiny_model)
@@ -71,7 +90,8 @@ def recognizer(tiny_model):
 def reads_sad(recognizer, monkeypatch):
     """The recognizer, its classifier reading every face as the complaint goes: a resting face partly sad.
     The tiny model reads a real face as it pleases, often as neutral at 1.0, which nothing can raise."""
-    monkeypatch.setattr(recognizer.classifier, "scores", lambda crops: np.tile(LEANS_SAD, (len(crops), 1)))
+    monkeypatch.setattr(recognizer.classifier, "scores",
+                        lambda crops, *views: np.tile(LEANS_SAD, (len(crops), 1)))
     recognizer.calibration = None
     yield recognizer
     recognizer.calibration = None

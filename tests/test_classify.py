@@ -1,7 +1,11 @@
+import os
+from pathlib import Path
+
+import keras
 import numpy as np
 import pytest
 
-from emotion.classify import EmotionClassifier, litert_from_keras
+from emotion.classify import EmotionClassifier, LiteRTModel, convert_to_litert, litert_from_keras, write_atomically
 from emotion.model import build_little_vgg
 
 NAMES = ["angry", "happy", "neutral", "sad", "surprise"]
@@ -16,7 +20,7 @@ def model():
 def test_compiled_batched_scores_match_the_keras_model(model, count):
     faces = np.random.default_rng(count).integers(0, 255, (count, 48, 48, 1)).astype(np.float32)
     scores = EmotionClassifier(model, NAMES).scores(faces)
-    assert scores.shape == (count, 5)
+    assert scores.shape == (count, 5) and scores.dtype == np.float32
     if count:
         np.testing.assert_allclose(scores, model.predict(faces, verbose=0), atol=1e-5)
 
@@ -49,23 +53,101 @@ def test_litert_fast_path_gives_the_keras_scores_within_quantisation_error():
     np.testing.assert_allclose(fast.sum(axis=1), 1, atol=1e-4)
 
 
-def test_litert_file_is_cached_beside_the_model_and_renewed_when_the_model_changes(tiny_model, tmp_path):
-    import shutil
+@pytest.fixture(scope="module")
+def narrow_model():
+    """A little VGG four filters wide: quick to convert to LiteRT."""
+    return build_little_vgg(5, widths=(4,) * 5, dense_widths=(8, 8))
 
-    from emotion.model import load_model, save_model
+
+def test_litert_file_is_cached_beside_the_model_and_renewed_when_the_model_changes(narrow_model, tmp_path):
+    from emotion.model import save_model
     path = tmp_path / "m.h5"
-    shutil.copy(tiny_model, path)
-    model, names = load_model(path)
-    litert_from_keras(model, path)
+    save_model(narrow_model, path, NAMES)
+    litert_from_keras(narrow_model, path)
     caches = list(tmp_path.glob(".m.h5.*.tflite"))
     assert len(caches) == 1
     modified = caches[0].stat().st_mtime_ns
-    litert_from_keras(model, path)
+    litert_from_keras(narrow_model, path)
     assert caches[0].stat().st_mtime_ns == modified, "the cached file is reused, not rewritten"
-    model.layers[-1].set_weights([w * 0.5 for w in model.layers[-1].get_weights()])
-    save_model(model, path, names)
-    litert_from_keras(model, path)
+    changed = keras.models.clone_model(narrow_model)
+    changed.set_weights([w * 0.5 for w in narrow_model.get_weights()])
+    save_model(changed, path, NAMES)
+    litert_from_keras(changed, path)
     assert len(list(tmp_path.glob(".m.h5.*.tflite"))) == 2
+    assert [file for file in tmp_path.iterdir() if "partial" in file.name] == []
+
+
+def test_a_damaged_or_unwritable_cache_costs_a_conversion_not_the_run(narrow_model, tmp_path, capfd, monkeypatch):
+    import re
+
+    from emotion.model import save_model
+    path, faces = tmp_path / "m.h5", np.zeros((2, 48, 48, 1), np.float32)
+    save_model(narrow_model, path, NAMES)
+    litert_from_keras(narrow_model, path)
+    [cache] = tmp_path.glob(".m.h5.*.tflite")
+    assert re.fullmatch(r"\.m\.h5\.[0-9a-f]{16}\.tflite", cache.name)
+    cache.write_bytes(b"")
+    capfd.readouterr()
+    assert litert_from_keras(narrow_model, path)(faces).shape == (2, 5)
+    assert capfd.readouterr().err == (f"notice: LiteRT cache {cache} is damaged or unreadable; "
+                                      "converting the model again\n")
+    assert cache.stat().st_size > 0, "the damaged cache is replaced"
+    cache.unlink()
+
+    def refuse(self, data):
+        raise PermissionError(13, "Permission denied", str(self))
+    monkeypatch.setattr(Path, "write_bytes", refuse)
+    assert litert_from_keras(narrow_model, path)(faces).shape == (2, 5)
+    assert list(tmp_path.glob(".m.h5.*")) == []
+
+
+def test_litert_scores_follow_the_batch_size_as_it_changes(narrow_model):
+    faces = np.random.default_rng(2).integers(0, 255, (5, 48, 48, 1)).astype(np.float32)
+    expected = narrow_model.predict(faces, verbose=0)
+    litert = litert_from_keras(narrow_model)
+    # One face, then five, then one, then two twice: LiteRT's input is resized whenever the count changes.
+    for start, stop in ((0, 1), (0, 5), (1, 2), (3, 5), (3, 5)):
+        np.testing.assert_allclose(litert(faces[start:stop]), expected[start:stop], atol=0.03)
+    assert EmotionClassifier(narrow_model, NAMES, litert=litert).scores(faces[:0]).shape == (0, 5)
+
+
+def test_faces_of_any_numeric_type_are_scored_as_float_pixels(model, narrow_model):
+    faces = np.random.default_rng(3).integers(0, 255, (3, 48, 48, 1))
+    for classifier in (EmotionClassifier(model, NAMES), EmotionClassifier(narrow_model, NAMES,
+                                                                          litert=litert_from_keras(narrow_model))):
+        expected = classifier.scores(faces.astype(np.float32))
+        for kind in (np.uint8, np.int64, np.float64):
+            np.testing.assert_allclose(classifier.scores(faces.astype(kind)), expected, atol=1e-6)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
+def test_litert_computes_on_the_calling_thread_alone(narrow_model):
+    # One thread per model: the other cores decode frames and detect faces.
+    import gc
+    flatbuffer = convert_to_litert(narrow_model)
+    faces = np.zeros((4, 48, 48, 1), np.float32)
+    gc.collect()  # models of earlier tests, and their threads, go now rather than while threads are counted
+    before = len(os.listdir("/proc/self/task"))
+    model = LiteRTModel(flatbuffer)
+    model(faces)
+    assert len(os.listdir("/proc/self/task")) == before
+    del model
+
+
+def test_a_write_that_fails_leaves_the_old_file_and_no_partial_file(tmp_path, monkeypatch):
+    target = tmp_path / "cache.tflite"
+    write_atomically(target, b"first")
+    assert target.read_bytes() == b"first" and [path.name for path in tmp_path.iterdir()] == ["cache.tflite"]
+
+    def no_rename(source, destination):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "replace", no_rename)
+    with pytest.raises(OSError, match="No space left"):
+        write_atomically(target, b"second")
+    assert target.read_bytes() == b"first" and [path.name for path in tmp_path.iterdir()] == ["cache.tflite"]
+    monkeypatch.undo()
+    write_atomically(target, b"second")
+    assert target.read_bytes() == b"second" and [path.name for path in tmp_path.iterdir()] == ["cache.tflite"]
 
 
 def test_without_litert_installed_the_keras_graph_is_used(model, monkeypatch):

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -67,3 +69,119 @@ def test_any_box_gives_a_clipped_box_and_a_crop_without_crashing(x, y, w, h, mar
     crops = crop_faces(np.full(shape, 200, np.uint8), [(x, y, w, h)], margin)
     assert crops.shape == (1, 48, 48, 1)
     assert crops.max() in (0, 200)
+
+
+def test_grey_images_pass_through_and_an_alpha_channel_is_ignored():
+    bgr = sample_face()
+    gray = to_gray(bgr)
+    assert gray.shape == bgr.shape[:2] and gray.dtype == np.uint8
+    assert to_gray(gray) is gray
+    bgra = cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)
+    bgra[..., 3] = np.random.default_rng(0).integers(0, 255, bgra.shape[:2])
+    np.testing.assert_array_equal(to_gray(bgra), gray)
+
+
+def test_a_missing_cascade_file_is_named(tmp_path):
+    from emotion.detect import CascadeError
+    with pytest.raises(CascadeError, match=f"^cascade file {tmp_path / 'absent.xml'} not found$"):
+        FaceDetector(tmp_path / "absent.xml")
+    assert len(FaceDetector(None).detect(to_gray(sample_face()))) == 1  # None: the bundled cascade
+
+
+def test_faces_under_min_face_are_not_searched_for_and_faces_over_it_are_found():
+    small = cv2.resize(to_gray(sample_face()), None, fx=0.15, fy=0.15, interpolation=cv2.INTER_AREA)
+    [box] = FaceDetector(min_face=24).detect(small)  # the face is about 34 pixels
+    assert 28 < box[2] < 42
+    assert len(FaceDetector(min_face=0).detect(small)) == 1
+    assert len(FaceDetector(min_face=44).detect(small)) == 0
+
+
+def test_several_faces_come_largest_first_each_box_square_and_in_frame_pixels():
+    gray = to_gray(sample_face())
+    crop = gray[60:380, 110:420]
+    canvas = np.full((400, 800), 120, np.uint8)
+    canvas[:320, :310] = crop
+    canvas[40:264, 420:637] = cv2.resize(crop, (217, 224))
+    canvas[220:380, 600:760] = cv2.resize(crop, (160, 160))
+    boxes = FaceDetector().detect(canvas)
+    assert len(boxes) == 3
+    areas = boxes[:, 2] * boxes[:, 3]
+    assert list(areas) == sorted(areas, reverse=True)
+    assert (boxes[:, 2] == boxes[:, 3]).all()
+    assert 0 < boxes[0][0] < 310 and 600 <= boxes[2][0] + boxes[2][2] / 2 <= 760
+
+
+def test_search_near_a_box_takes_only_a_face_of_about_its_size_in_the_region_around_it():
+    gray = to_gray(sample_face())
+    detector = FaceDetector()
+    face = detector.detect(gray)[0]  # about 225 pixels
+    centre = face[:2] + face[2:] // 2
+    for size in (0.6 * face[2], 1.6 * face[2]):  # a face much smaller or larger than the box is another face
+        size = int(size)
+        assert detector.detect_near(gray, (*(centre - size // 2), size, size)).shape == (0, 4)
+    [near] = detector.detect_near(gray, face)
+    assert near[2] == near[3] and abs(near[2] - face[2]) < 0.1 * face[2]
+    # Two faces side by side: the other one lies outside the region twice the box's size.
+    crop = gray[60:380, 110:420]
+    pair = np.hstack([crop, crop])
+    left = min(detector.detect(pair).tolist())
+    [found] = detector.detect_near(pair, left)
+    assert abs(found[0] - left[0]) < 20
+    # A region too small for the cascade's window has no face, in the usual (0, 4) shape.
+    assert detector.detect_near(gray, (0, 0, 10, 10)).shape == (0, 4)
+    assert detector.detect_near(gray, (500, 590, 30, 30)).shape == (0, 4)
+
+
+def test_boxes_grow_by_the_margin_of_their_own_width_and_height_and_stay_in_the_frame():
+    assert expand_box((40, 30, 20, 60), 0.5, (200, 300)) == (30, 0, 40, 120)
+    assert expand_box((40, 70, 20, 60), 0.25, (200, 300)) == (35, 55, 30, 90)
+    assert expand_box((280, 180, 30, 40), 0.5, (200, 300, 3)) == (265, 160, 35, 40)
+
+
+def test_a_crop_is_its_box_scaled_to_48x48_the_right_way_up_and_round():
+    # Noise: every part of the frame differs, top from bottom and left from right.
+    gray = np.random.default_rng(0).integers(0, 256, (120, 160), dtype=np.uint8)
+    boxes = [(10, 30, 40, 80), (100, 5, 50, 20)]  # tall and wide
+    crops = crop_faces(gray, boxes)
+    for crop, (x, y, w, h) in zip(crops, boxes):
+        expected = cv2.resize(gray[y:y + h, x:x + w], (48, 48), interpolation=cv2.INTER_AREA)
+        np.testing.assert_array_equal(crop[..., 0], expected)
+    [grown] = crop_faces(gray, boxes[:1], margin=0.25)  # (0, 10, 60, 120) once clipped
+    np.testing.assert_array_equal(grown[..., 0], cv2.resize(gray[10:120, 0:60], (48, 48), interpolation=cv2.INTER_AREA))
+    assert crop_faces(gray, [(500, 500, 20, 20)]).max() == 0
+    assert crop_faces(gray, []).shape == (0, 48, 48, 1)
+
+
+def test_search_near_a_box_that_is_not_square_looks_for_a_face_as_wide_as_the_box():
+    gray = to_gray(sample_face())
+    detector = FaceDetector()
+    x, y, w, h = detector.detect(gray)[0]
+    centre_y = y + h // 2
+    # A box four times taller than wide (a whole person, say) and one flatter than the face: the width decides.
+    for height in (4 * w, 2 * w // 3):
+        [near] = detector.detect_near(gray, (x, centre_y - height // 2, w, height))
+        assert abs(near[2] - w) < 0.1 * w and abs(near[0] - x) < 0.1 * w
+    # A small face (about 34 pixels) is searched at full size, not shrunk below the cascade's window.
+    small = cv2.resize(gray, None, fx=0.15, fy=0.15, interpolation=cv2.INTER_AREA)
+    [box] = FaceDetector(min_face=24).detect(small)
+    assert len(detector.detect_near(small, box)) == 1
+    # No face: still an integer (0, 4) array, like the boxes it would be joined with.
+    for empty in (detector.detect_near(gray, (0, 0, 10, 10)), detector.detect_near(gray, (0, 450, w, h))):
+        assert empty.shape == (0, 4) and np.issubdtype(empty.dtype, np.integer)
+
+
+def test_four_neighbouring_windows_must_agree_fewer_false_faces_than_opencvs_default_three():
+    from skimage import data
+    # The coins photo has no face; Haar takes six coins for faces when it looks from 24 pixels (seven with
+    # OpenCV's default of three neighbours), which BlazeFace's check then removes (tests/test_blazeface.py).
+    assert len(FaceDetector(min_face=24).detect(data.coins())) == 6
+
+
+def test_the_cascade_beside_the_scripts_is_used_and_opencvs_copy_when_it_is_missing(tmp_path, monkeypatch):
+    import emotion.detect
+    from emotion.detect import BUNDLED_CASCADE, default_cascade_path
+    assert default_cascade_path() == BUNDLED_CASCADE
+    monkeypatch.setattr(emotion.detect, "BUNDLED_CASCADE", tmp_path / "haarcascade_frontalface_default.xml")
+    fallback = default_cascade_path()
+    assert fallback == Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml" and fallback.is_file()
+    assert len(FaceDetector().detect(to_gray(sample_face()))) == 1

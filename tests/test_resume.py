@@ -46,6 +46,7 @@ def data(tmp_path):
     return tmp_path
 
 
+@pytest.mark.e2e
 def test_kill_9_mid_run_then_resume_continues_schedule_and_epochs(data):
     model_out = data / "m.h5"
     process = start_training(data, model_out, epochs=8)
@@ -73,6 +74,7 @@ def test_kill_9_mid_run_then_resume_continues_schedule_and_epochs(data):
     assert model_out.is_file() and not (data / "m.backup").exists()
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(os.name != "posix", reason="SIGINT delivery to a child process")
 def test_ctrl_c_keeps_best_and_last_checkpoint_and_exits_cleanly(data):
     model_out = data / "m.h5"
@@ -84,3 +86,72 @@ def test_ctrl_c_keeps_best_and_last_checkpoint_and_exits_cleanly(data):
     assert "Traceback" not in stderr
     assert "--resume" in stdout
     assert model_out.is_file() and (data / "m.backup" / "latest.weights.h5").is_file()
+
+
+# The save, export and resume paths in-process, cheaply (mutation runs use these; see README, Tests).
+@pytest.fixture
+def float32_afterwards():
+    import keras
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_export_rebuilds_the_best_checkpoint_in_float32_with_its_class_names(tmp_path, float32_afterwards):
+    import keras
+    import numpy as np
+
+    import training
+    from emotion.model import build_little_vgg, load_model
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")  # as a run on a GPU trains
+    checkpoint = build_little_vgg(3)
+    checkpoint.save(tmp_path / "m.best.h5")
+    names = ["sad", "happy", "angry"]  # not alphabetical: the order is the model's output order
+    exported = training.export(tmp_path / "m.best.h5", tmp_path / "m.h5", names)
+    model, loaded_names = load_model(tmp_path / "m.h5")
+    assert loaded_names == names
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
+    for saved, trained in zip(model.get_weights(), checkpoint.get_weights(), strict=True):
+        np.testing.assert_array_equal(saved, trained)
+    faces = np.random.default_rng(0).integers(0, 255, (2, 48, 48, 1)).astype(np.float32)
+    np.testing.assert_allclose(exported(faces, training=False), model(faces, training=False), atol=1e-6)
+
+
+def test_init_from_takes_a_models_weights_only_for_the_same_classes_in_the_same_order(tmp_path):
+    import numpy as np
+
+    import training
+    from emotion.model import build_little_vgg, save_model
+    model = build_little_vgg(3)
+    save_model(model, tmp_path / "m.h5", ["sad", "happy", "angry"])
+    weights = training.starting_weights(tmp_path / "m.h5", ["sad", "happy", "angry"])
+    for taken, trained in zip(weights, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(taken, trained)
+    with pytest.raises(SystemExit, match=r"^error: --init-from \S+m\.h5 was trained on sad,happy,angry, "
+                                         r"not angry,happy,sad$"):
+        training.starting_weights(tmp_path / "m.h5", ["angry", "happy", "sad"])
+    with pytest.raises(SystemExit, match=r"^error: --init-from: model file \S+absent\.h5 not found"):
+        training.starting_weights(tmp_path / "absent.h5", ["sad", "happy", "angry"])
+
+
+def test_the_output_folder_is_checked_before_any_training(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import training
+    monkeypatch.chdir(tmp_path)
+    assert training.check_writable(Path("m.h5")) is None
+    assert list(tmp_path.iterdir()) == [], "the write test leaves nothing behind"
+    with pytest.raises(SystemExit, match=f"^error: output folder {tmp_path}/absent does not exist$"):
+        training.check_writable(Path("absent/m.h5"))
+    with pytest.raises(SystemExit, match="^error: cannot write in output folder /proc: [A-Z]"):
+        training.check_writable(Path("/proc/m.h5"))
+
+
+def test_a_resumed_run_keeps_the_best_value_so_far_not_the_last(tmp_path):
+    from emotion.train import best_logged
+    history = tmp_path / "m.log.csv"
+    history.write_text("epoch,accuracy,val_accuracy\n0,0.5,0.4\n1,0.6,0.7\n2,0.9,0.55\n3,0.95,\n")
+    assert best_logged(history) == pytest.approx(0.7)
+    assert best_logged(history, metric="accuracy") == pytest.approx(0.95)
+    assert best_logged(tmp_path / "absent.csv") is None
+    (tmp_path / "empty.csv").write_text("epoch,accuracy,val_accuracy\n")
+    assert best_logged(tmp_path / "empty.csv") is None
