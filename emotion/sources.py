@@ -86,8 +86,7 @@ def read_image(path):
 
 def batch_folder(spec):
     """The folder that a folder run's --output or --log names (made here): the name without its suffix."""
-    spec = Path(spec)
-    folder = spec.with_suffix("") if spec.suffix else spec
+    folder = Path(spec).with_suffix("")  # the same path when it has no suffix
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
