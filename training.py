@@ -38,6 +38,12 @@ def parse_args(argv=None):
     parser.add_argument("--init-from", default=None, metavar="MODEL_H5",
                         help="start from this trained model's weights (same classes) instead of random ones, "
                         "to train an existing model further")
+    parser.add_argument("--teacher", action="append", metavar="MODEL_H5",
+                        help="distil: also learn from this trained model's answers on each training image (same "
+                        "classes); repeat it to learn from the mean of several models")
+    parser.add_argument("--teacher-weight", type=float, default=0.5,
+                        help="share of each training target taken from the teachers' answers, above 0 and at most "
+                        "0.5 (the true class keeps the largest share)")
     parser.add_argument("--patience", type=int, default=10, help="epochs without a better val accuracy before stopping")
     parser.add_argument("--seed", type=int, default=1337, help="random seed for weights, shuffling and augmentation")
     parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto",
@@ -49,9 +55,11 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     args.classes = [name.strip().lower() for name in args.classes.split(",") if name.strip()]
     if len(args.classes) < 2:
-        parser.error("--classes needs at least two class names")
+        raise SystemExit("error: --classes needs at least two class names")
     if args.epochs < 1 or args.batch_size < 1:
-        parser.error("--epochs and --batch-size must be at least 1")
+        raise SystemExit("error: --epochs and --batch-size must be at least 1")
+    if not 0 < args.teacher_weight <= 0.5:
+        raise SystemExit("error: --teacher-weight must be above 0 and at most 0.5")
     return args
 
 
@@ -97,17 +105,17 @@ def export(best_checkpoint, model_out, class_names):
     return model
 
 
-def starting_weights(path, class_names):
-    """Weights of the trained model at path, refused unless it was trained on class_names in that order."""
+def trained_model(path, class_names, option):
+    """The trained model at path, refused (naming option) unless it was trained on class_names in that order."""
     from emotion.model import ModelFileError, load_model
     try:
         trained, trained_names = load_model(path)
     except ModelFileError as error:
-        raise SystemExit(f"error: --init-from: {error}") from None
+        raise SystemExit(f"error: {option}: {error}") from None
     if trained_names != class_names:
-        raise SystemExit(f"error: --init-from {path} was trained on {','.join(trained_names)}, "
+        raise SystemExit(f"error: {option} {path} was trained on {','.join(trained_names)}, "
                          f"not {','.join(class_names)}")
-    return trained.get_weights()
+    return trained
 
 
 def main(argv=None):
@@ -128,7 +136,14 @@ def main(argv=None):
     )
     from emotion.model import build_little_vgg
     from emotion.report import evaluate, report_paths, write_report
-    from emotion.train import ThroughputLogger, best_logged, choose_strategy, compile_model, time_input_pipeline
+    from emotion.train import (
+        ThroughputLogger,
+        best_logged,
+        choose_strategy,
+        compile_model,
+        teacher_targets,
+        time_input_pipeline,
+    )
 
     paths = report_paths(model_out)
     if paths["backup"].exists() and not args.resume:
@@ -137,7 +152,10 @@ def main(argv=None):
     if args.resume and not paths["backup"].exists():
         print(f"notice: nothing to resume in {paths['backup']}; starting a new run")
 
-    initial_weights = starting_weights(args.init_from, args.classes) if args.init_from else None
+    initial_weights = None
+    if args.init_from:
+        initial_weights = trained_model(args.init_from, args.classes, "--init-from").get_weights()
+    teachers = [trained_model(path, args.classes, "--teacher") for path in args.teacher or ()]
 
     keras.utils.set_random_seed(args.seed)
     try:
@@ -158,13 +176,16 @@ def main(argv=None):
             examples = ", ".join(str(path) for path in split.skipped[:3])
             print(f"  skipped {len(split.skipped)} unreadable file(s) or row(s), e.g. {examples}")
 
+    targets = teacher_targets(teachers, train.images, train.labels, len(args.classes), args.teacher_weight) \
+        if teachers else train.labels
+
     precision = args.precision
     if precision == "auto":
         precision = "mixed_bfloat16" if hardware_has_bfloat16() else "float32"
     keras.mixed_precision.set_global_policy(precision)
     strategy = choose_strategy()
     batch_size = args.batch_size * strategy.num_replicas_in_sync
-    train_data = make_dataset(train.images, train.labels, len(args.classes), batch_size, training=True,
+    train_data = make_dataset(train.images, targets, len(args.classes), batch_size, training=True,
                               seed=args.seed, camera_artefacts=args.camera_artefacts)
     val_data = make_dataset(val.images, val.labels, len(args.classes), batch_size)
     steps_per_epoch = -(-len(train.labels) // batch_size)

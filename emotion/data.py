@@ -210,17 +210,21 @@ def random_jpeg(image, probability=0.5):
 
 
 def make_dataset(images, labels, num_classes, batch_size, training=False, seed=None, camera_artefacts=False):
-    """tf.data of (float32 raw pixels, one-hot labels); shuffled and augmented when training.
+    """tf.data of (float32 raw pixels, one-hot targets); shuffled and augmented when training.
 
+    labels are class indices, or already (images, classes) targets (soft ones, from teacher models).
     camera_artefacts adds JPEG recompression, blur, exposure and sensor noise to the augmentation.
     """
+    def targets(batch_labels):
+        return tf.one_hot(batch_labels, num_classes) if np.ndim(labels) == 1 else tf.cast(batch_labels, tf.float32)
+
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     if training:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     if training and camera_artefacts:
         dataset = dataset.map(lambda x, y: (random_jpeg(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size).map(
-        lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
+        lambda x, y: (tf.cast(x, tf.float32), targets(y)), num_parallel_calls=tf.data.AUTOTUNE)
     if training:
         augment = build_augmentation(seed, camera_artefacts)
         artefacts = random_exposure_and_noise if camera_artefacts else tf.identity

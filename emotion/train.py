@@ -5,7 +5,11 @@ import os
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
+from tqdm import tqdm
+
+from .report import predict_scores
 
 
 def choose_strategy():
@@ -32,6 +36,18 @@ def compile_model(model, learning_rate, steps_per_epoch, epochs, label_smoothing
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
                   metrics=["accuracy"])
     return model
+
+
+def teacher_targets(teachers, images, labels, num_classes, teacher_weight):
+    """Training targets for distillation: each image's one-hot label blended with the mean of the teachers'
+    mirror-averaged answers on it.
+
+    An ensemble's answers say more than a label: how sad a neutral face looks, and which labels FER2013's crowd
+    got wrong. Taken once from the unaugmented images, so distilling costs no time per epoch.
+    """
+    answers = np.mean([predict_scores(teacher, images, flip_average=True)
+                       for teacher in tqdm(teachers, desc="teachers' answers", unit="model", leave=False)], axis=0)
+    return ((1 - teacher_weight) * np.eye(num_classes)[labels] + teacher_weight * answers).astype(np.float32)
 
 
 def time_input_pipeline(dataset, batches=20):

@@ -123,14 +123,14 @@ def test_init_from_takes_a_models_weights_only_for_the_same_classes_in_the_same_
     from emotion.model import build_little_vgg, save_model
     model = build_little_vgg(3)
     save_model(model, tmp_path / "m.h5", ["sad", "happy", "angry"])
-    weights = training.starting_weights(tmp_path / "m.h5", ["sad", "happy", "angry"])
+    weights = training.trained_model(tmp_path / "m.h5", ["sad", "happy", "angry"], "--init-from").get_weights()
     for taken, trained in zip(weights, model.get_weights(), strict=True):
         np.testing.assert_array_equal(taken, trained)
     with pytest.raises(SystemExit, match=r"^error: --init-from \S+m\.h5 was trained on sad,happy,angry, "
                                          r"not angry,happy,sad$"):
-        training.starting_weights(tmp_path / "m.h5", ["angry", "happy", "sad"])
+        training.trained_model(tmp_path / "m.h5", ["angry", "happy", "sad"], "--init-from")
     with pytest.raises(SystemExit, match=r"^error: --init-from: model file \S+absent\.h5 not found"):
-        training.starting_weights(tmp_path / "absent.h5", ["sad", "happy", "angry"])
+        training.trained_model(tmp_path / "absent.h5", ["sad", "happy", "angry"], "--init-from")
 
 
 def test_the_output_folder_is_checked_before_any_training(tmp_path, monkeypatch):

@@ -1,0 +1,91 @@
+"""Distillation (--teacher): training targets that blend each label with trained models' answers."""
+import keras
+import numpy as np
+import pytest
+from conftest import CLASSES, load_script, pattern_image, write_dataset
+
+from emotion import data as data_module
+from emotion.data import load_image_folder, make_dataset
+from emotion.report import predict_scores
+from emotion.train import teacher_targets
+
+
+def lopsided_teacher(seed):
+    """A softmax over random pixel weights: its answers differ between a face and its mirror image."""
+    model = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                              keras.layers.Dense(5, activation="softmax")])
+    kernel = np.random.default_rng(seed).normal(0, 0.1, (48 * 48, 5)).astype(np.float32)
+    model.layers[-1].set_weights([kernel, np.zeros(5, np.float32)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def faces_and_mirrors():
+    faces = np.stack([pattern_image(k % 5, k) for k in range(6)])[..., None]
+    faces[:, :, :24] //= 2  # a darker left half, so that a mirror image is another input
+    return np.concatenate([faces, faces[:, :, ::-1]]), np.tile(np.arange(6) % 5, 2)
+
+
+def test_targets_blend_the_label_with_the_mean_of_the_teachers_mirror_averaged_answers(faces_and_mirrors):
+    images, labels = faces_and_mirrors
+    first, second = lopsided_teacher(1), lopsided_teacher(2)
+    plain = predict_scores(first, images)
+    assert not np.allclose(plain[:6], plain[6:], atol=1e-3)  # the teacher alone tells a face from its mirror
+
+    both = teacher_targets([first, second], images, labels, 5, teacher_weight=0.5)
+    assert both.dtype == np.float32 and both.shape == (12, 5)
+    np.testing.assert_allclose(both.sum(axis=1), 1, atol=1e-6)
+    np.testing.assert_allclose(both[:6], both[6:], atol=1e-6)  # mirror-averaged: a face and its mirror agree
+    alone = [teacher_targets([teacher], images, labels, 5, teacher_weight=0.5) for teacher in (first, second)]
+    np.testing.assert_allclose(both, (alone[0] + alone[1]) / 2, atol=1e-6)
+
+    one_hot = np.eye(5)[labels]
+    answers = (alone[0] - 0.5 * one_hot) / 0.5
+    np.testing.assert_allclose(answers, (plain + predict_scores(first, images[:, :, ::-1])) / 2, atol=1e-5)
+    light = teacher_targets([first], images, labels, 5, teacher_weight=0.2)
+    np.testing.assert_allclose(light, 0.8 * one_hot + 0.2 * answers, atol=1e-6)
+
+
+def test_the_true_class_keeps_the_largest_target_even_against_a_sure_teacher(faces_and_mirrors):
+    images, labels = faces_and_mirrors
+    sure = lopsided_teacher(3)
+    sure.layers[-1].set_weights([np.zeros((48 * 48, 5), np.float32), np.array([0, 0, 0, 0, 30], np.float32)])
+    targets = teacher_targets([sure], images, labels, 5, teacher_weight=0.5)
+    np.testing.assert_array_equal(targets.argmax(axis=1), labels)  # class weights follow this argmax
+    assert targets[0, 4] == pytest.approx(0.5, abs=1e-6)  # what the teacher says is kept beside it
+
+
+def test_soft_targets_go_through_the_dataset_as_they_are(faces_and_mirrors):
+    images, labels = faces_and_mirrors
+    targets = teacher_targets([lopsided_teacher(4)], images, labels, 5, teacher_weight=0.5)
+    _, y = next(iter(make_dataset(images, targets, 5, batch_size=12)))
+    np.testing.assert_allclose(y.numpy(), targets, atol=1e-7)
+    _, shuffled = next(iter(make_dataset(images, targets, 5, batch_size=12, training=True, seed=1)))
+    np.testing.assert_allclose(np.sort(shuffled.numpy(), axis=0), np.sort(targets, axis=0), atol=1e-7)
+
+
+class TrainingData(Exception):
+    """Raised where training.py builds its training pipeline, carrying what it was given."""
+
+
+def test_training_py_trains_on_the_teachers_targets(tmp_path, monkeypatch):
+    from emotion.model import build_little_vgg, save_model
+    write_dataset(tmp_path / "train", per_class=3)
+    for seed in (1, 2):
+        keras.utils.set_random_seed(seed)
+        save_model(build_little_vgg(5), tmp_path / f"teacher{seed}.h5", list(CLASSES))
+
+    def capture(images, labels, *args, training=False, **kwargs):
+        raise TrainingData(images, labels)
+    monkeypatch.setattr(data_module, "make_dataset", capture)
+    with pytest.raises(TrainingData) as given:
+        load_script("training").main(["--train-dir", str(tmp_path / "train"), "--val-dir", str(tmp_path / "train"),
+                                      "--teacher", str(tmp_path / "teacher1.h5"), "--teacher",
+                                      str(tmp_path / "teacher2.h5"), "--teacher-weight", "0.3",
+                                      "--precision", "float32", "--model-out", str(tmp_path / "m.h5")])
+    images, targets = given.value.args
+    train = load_image_folder(tmp_path / "train", list(CLASSES))
+    from emotion.model import load_model
+    teachers = [load_model(tmp_path / f"teacher{seed}.h5")[0] for seed in (1, 2)]
+    np.testing.assert_array_equal(images, train.images)
+    np.testing.assert_allclose(targets, teacher_targets(teachers, train.images, train.labels, 5, 0.3), atol=1e-6)
