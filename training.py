@@ -5,6 +5,7 @@
     python training.py --epochs 1 --max-per-class 20   # quick smoke run
 """
 import argparse
+import contextlib
 import shutil
 import sys
 import tempfile
@@ -31,7 +32,7 @@ def parse_args(argv=None):
     parser.add_argument("--label-smoothing", type=float, default=0.1, help="share of each target spread over classes")
     parser.add_argument("--camera-artefacts", action="store_true",
                         help="also augment with JPEG recompression, blur, exposure and sensor noise, as webcams "
-                        "and phones give (measured: no gain yet, see README)")
+                        "and phones give (measured: no gain yet, see README; TensorFlow backend only)")
     parser.add_argument("--weight-averaging", action="store_true",
                         help="validate and save a moving average of the weights (over about 1000 steps) instead "
                         "of the last step's weights")
@@ -64,9 +65,9 @@ def parse_args(argv=None):
 
 
 def hardware_has_bfloat16():
-    """True where bfloat16 maths is native: any GPU, or a CPU with AVX-512 BF16 / AMX (Linux flags)."""
-    import tensorflow as tf
-    if tf.config.list_physical_devices("GPU"):
+    """True where bfloat16 maths is native: any GPU or TPU, or a CPU with AVX-512 BF16 / AMX (Linux flags)."""
+    import keras
+    if not keras.distribution.list_devices()[0].startswith("cpu"):  # Keras lists accelerators first, if any
         return True
     try:
         flags = Path("/proc/cpuinfo").read_text()
@@ -128,6 +129,7 @@ def main(argv=None):
 
     from emotion.data import (
         DatasetError,
+        FaceBatches,
         check_every_class_present,
         class_weights,
         load_fer_csv,
@@ -144,6 +146,10 @@ def main(argv=None):
         teacher_targets,
         time_input_pipeline,
     )
+
+    on_tensorflow = keras.backend.backend() == "tensorflow"
+    if args.camera_artefacts and not on_tensorflow:
+        raise SystemExit(f"error: --camera-artefacts needs the TensorFlow backend, not {keras.backend.backend()}")
 
     paths = report_paths(model_out)
     if paths["backup"].exists() and not args.resume:
@@ -183,17 +189,25 @@ def main(argv=None):
     if precision == "auto":
         precision = "mixed_bfloat16" if hardware_has_bfloat16() else "float32"
     keras.mixed_precision.set_global_policy(precision)
-    strategy = choose_strategy()
-    batch_size = args.batch_size * strategy.num_replicas_in_sync
-    train_data = make_dataset(train.images, targets, len(args.classes), batch_size, training=True,
-                              seed=args.seed, camera_artefacts=args.camera_artefacts)
-    val_data = make_dataset(val.images, val.labels, len(args.classes), batch_size)
+    # tf.data and tf.distribute on TensorFlow; the other backends (JAX on a GPU machine without TensorFlow) train
+    # on one device from a PyDataset.
+    strategy = choose_strategy() if on_tensorflow else None
+    replicas = strategy.num_replicas_in_sync if strategy else 1
+    batch_size = args.batch_size * replicas
+    if on_tensorflow:
+        train_data = make_dataset(train.images, targets, len(args.classes), batch_size, training=True,
+                                  seed=args.seed, camera_artefacts=args.camera_artefacts)
+        val_data = make_dataset(val.images, val.labels, len(args.classes), batch_size)
+    else:
+        train_data = FaceBatches(train.images, targets, len(args.classes), batch_size, training=True, seed=args.seed,
+                                 workers=4)
+        val_data = FaceBatches(val.images, val.labels, len(args.classes), batch_size)
     steps_per_epoch = -(-len(train.labels) // batch_size)
     pipeline_ms = time_input_pipeline(train_data)
-    print(f"precision {precision}, {strategy.num_replicas_in_sync} replica(s), batch {batch_size}, "
+    print(f"{keras.backend.backend()}, precision {precision}, {replicas} replica(s), batch {batch_size}, "
           f"input pipeline {pipeline_ms:.1f} ms/batch")
 
-    with strategy.scope():
+    with strategy.scope() if strategy else contextlib.nullcontext():
         model = compile_model(build_little_vgg(len(args.classes)), args.learning_rate, steps_per_epoch,
                               args.epochs, args.label_smoothing, args.weight_averaging)
     if initial_weights:

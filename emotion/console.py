@@ -17,11 +17,15 @@ def native_stderr_silenced():
 
 
 def load_quietly():
-    """Import TensorFlow and OpenCV with their logging turned down; call before anything else imports them."""
+    """Import TensorFlow (when installed) and OpenCV with their logging turned down; call before anything else
+    imports them."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # TensorFlow prints CUDA and oneDNN notices while loading, before its log level applies.
     with native_stderr_silenced():
-        import tensorflow  # noqa: F401
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError:  # training on another Keras backend (JAX on a GPU machine) needs none
+            pass
     import cv2
     # A missing camera makes OpenCV print a dozen lines of warnings; the scripts say it in one.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)

@@ -1,9 +1,12 @@
-"""Image folders or the Kaggle CSV -> 48x48 grey arrays -> augmented tf.data pipelines.
+"""Image folders or the Kaggle CSV -> 48x48 grey arrays -> augmented batches: tf.data on the TensorFlow backend,
+a keras.utils.PyDataset on the others (JAX, as a GPU machine without TensorFlow runs it).
 
     split = load_image_folder("train", DEFAULT_CLASS_NAMES)      # or load_fer_csv("fer2013.csv", ...)
     train = make_dataset(split.images, split.labels, len(split.class_names), batch_size=64, training=True)
+    train = FaceBatches(split.images, split.labels, len(split.class_names), batch_size=64, training=True)
 """
 import csv
+import math
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -12,7 +15,6 @@ from pathlib import Path
 import cv2
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import layers
 from tqdm import tqdm
 
@@ -194,6 +196,7 @@ def build_augmentation(seed=None, camera_artefacts=False):
 
 def random_exposure_and_noise(pixels, max_log_gamma=0.4, max_noise=6.0):
     """Under- or over-exposure (pixels ** gamma) and sensor noise, as cheap cameras give; drawn per image."""
+    import tensorflow as tf
     pixels = tf.cast(pixels, tf.float32)  # augmentation layers hand over bfloat16 under mixed precision
     per_image = (tf.shape(pixels)[0], 1, 1, 1)
     gamma = tf.exp(tf.random.uniform(per_image, -max_log_gamma, max_log_gamma))
@@ -204,9 +207,15 @@ def random_exposure_and_noise(pixels, max_log_gamma=0.4, max_noise=6.0):
 
 def random_jpeg(image, probability=0.5):
     """Re-encode one uint8 image at a random low JPEG quality, as streamed and uploaded faces are."""
+    import tensorflow as tf
     compressed = tf.cond(tf.random.uniform(()) < probability,
                          lambda: tf.image.random_jpeg_quality(image, 20, 90), lambda: image)
     return tf.ensure_shape(compressed, image.shape)  # the JPEG round trip forgets the static shape
+
+
+def one_hot_targets(labels, num_classes):
+    """(images, classes) float32 targets: one-hot for class indices, as they are for soft (teacher) targets."""
+    return np.eye(num_classes, dtype=np.float32)[labels] if np.ndim(labels) == 1 else labels.astype(np.float32)
 
 
 def make_dataset(images, labels, num_classes, batch_size, training=False, seed=None, camera_artefacts=False):
@@ -215,19 +224,45 @@ def make_dataset(images, labels, num_classes, batch_size, training=False, seed=N
     labels are class indices, or already (images, classes) targets (soft ones, from teacher models).
     camera_artefacts adds JPEG recompression, blur, exposure and sensor noise to the augmentation.
     """
-    def targets(batch_labels):
-        return tf.one_hot(batch_labels, num_classes) if np.ndim(labels) == 1 else tf.cast(batch_labels, tf.float32)
-
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    import tensorflow as tf  # here, not above: the other backends train without TensorFlow
+    dataset = tf.data.Dataset.from_tensor_slices((images, one_hot_targets(labels, num_classes)))
     if training:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     if training and camera_artefacts:
         dataset = dataset.map(lambda x, y: (random_jpeg(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size).map(
-        lambda x, y: (tf.cast(x, tf.float32), targets(y)), num_parallel_calls=tf.data.AUTOTUNE)
+        lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
     if training:
         augment = build_augmentation(seed, camera_artefacts)
         artefacts = random_exposure_and_noise if camera_artefacts else tf.identity
         dataset = dataset.map(lambda x, y: (artefacts(augment(x, training=True)), y),
                               num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+class FaceBatches(keras.utils.PyDataset):
+    """What make_dataset gives, for the Keras backends without tf.data: batches of (float32 raw pixels, one-hot
+    targets), reshuffled each epoch and augmented when training. Camera artefacts need TensorFlow."""
+
+    def __init__(self, images, labels, num_classes, batch_size, training=False, seed=None, **pydataset_options):
+        super().__init__(**pydataset_options)
+        self.images, self.targets = images, one_hot_targets(labels, num_classes)
+        self.batch_size, self.training = batch_size, training
+        self.order = np.arange(len(images))
+        self.random = np.random.default_rng(seed)
+        self.augment = build_augmentation(seed) if training else None
+        self.on_epoch_end()
+
+    def __len__(self):
+        return math.ceil(len(self.images) / self.batch_size)
+
+    def __getitem__(self, index):
+        chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        pixels = self.images[chosen].astype(np.float32)
+        if self.training:
+            pixels = self.augment(pixels, training=True)
+        return pixels, self.targets[chosen]
+
+    def on_epoch_end(self):
+        if self.training:
+            self.random.shuffle(self.order)

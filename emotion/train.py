@@ -6,7 +6,6 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 from tqdm import tqdm
 
 from .report import predict_scores
@@ -14,6 +13,7 @@ from .report import predict_scores
 
 def choose_strategy():
     """tf.distribute strategy for what is visible: several machines (TF_CONFIG), several GPUs, or one device."""
+    import tensorflow as tf  # here, not above: the other Keras backends train on one device, without TensorFlow
     if len(json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])) > 1:
         return tf.distribute.MultiWorkerMirroredStrategy()
     if len(tf.config.list_logical_devices("GPU")) > 1:

@@ -21,10 +21,16 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.e2e)
 
 
+def user_environment(env=None):
+    """This process's environment as a user's shell has it, plus env (a None value removes a variable). The log
+    level that importing TensorFlow or JAX put here (JAX sets TF_CPP_MIN_LOG_LEVEL=1) is not in a user's shell."""
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": None, **(env or {})}
+    return {key: value for key, value in environment.items() if value is not None}
+
+
 def run_script(script, *args, env=None, timeout=600):
     """Run training.py or test.py as a user would; returns the CompletedProcess."""
-    environment = {**os.environ, **(env or {})}
-    environment = {key: value for key, value in environment.items() if value is not None}
+    environment = user_environment(env)
     return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], capture_output=True, text=True,
                           env=environment, timeout=timeout, check=False)
 

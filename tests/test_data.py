@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from emotion.data import (
     DatasetError,
+    FaceBatches,
     class_weights,
     load_fer_csv,
     load_image_folder,
@@ -317,3 +318,29 @@ def test_the_same_seed_gives_the_same_augmented_batches_and_flips_are_only_horiz
     augmented = next(iter(make_dataset(top_lit, np.zeros(64, int), 2, batch_size=64, training=True, seed=1)))[0]
     augmented = augmented.numpy()
     assert (augmented[:, :12].mean(axis=(1, 2, 3)) > augmented[:, -12:].mean(axis=(1, 2, 3))).all()
+
+
+def test_face_batches_give_what_the_tf_data_pipeline_gives_and_reshuffle_and_augment_only_in_training():
+    images = np.stack([pattern_image(k % 5, k) for k in range(10)])[..., None]
+    labels = np.arange(10) % 5
+    plain = FaceBatches(images, labels, 5, batch_size=4)
+    assert len(plain) == 3
+    for (x, y), (tf_x, tf_y) in zip([plain[i] for i in range(len(plain))], make_dataset(images, labels, 5, 4),
+                                    strict=True):
+        np.testing.assert_array_equal(x, tf_x.numpy())
+        np.testing.assert_array_equal(y, tf_y.numpy())
+    soft = np.random.default_rng(0).dirichlet(np.ones(5), 10).astype(np.float32)
+    np.testing.assert_array_equal(FaceBatches(images, soft, 5, batch_size=10)[0][1], soft)
+
+    training = FaceBatches(images, labels, 5, batch_size=4, training=True, seed=1)
+    epochs = []
+    for _ in range(2):
+        batches = [training[i] for i in range(len(training))]
+        targets = np.concatenate([y for _, y in batches])
+        assert sorted(targets.argmax(axis=1)) == sorted(labels)  # every image once an epoch
+        pixels = np.concatenate([np.asarray(x) for x, _ in batches])
+        assert pixels.shape == images.shape and pixels.dtype == np.float32
+        assert not np.allclose(np.sort(pixels.ravel()), np.sort(images.ravel().astype(np.float32)))
+        epochs.append(training.order.copy())
+        training.on_epoch_end()
+    assert sorted(epochs[0]) == list(range(10)) and list(epochs[0]) != list(epochs[1])

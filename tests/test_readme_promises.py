@@ -219,7 +219,7 @@ def test_batch_size_is_the_images_per_step_of_each_replica(trainer, folders, tmp
     outcome, stdout, _ = train(trainer, capsys, *from_folders(folders, tmp_path, "--batch-size", 3,
                                                               "--precision", "float32"))
     assert outcome == "fit"
-    assert f"{replicas} replica(s), batch {3 * replicas}," in stdout
+    assert f"tensorflow, precision float32, {replicas} replica(s), batch {3 * replicas}," in stdout
     assert len(first_batch(at_fit)[1]) == 3 * replicas
 
 
@@ -268,13 +268,13 @@ def test_precision_sets_the_compute_type_auto_by_the_hardware(trainer, folders, 
     assert conv.variable_dtype == "float32"
 
 
-@pytest.mark.parametrize(("gpus", "cpu_flags", "expected"), [
-    ([], "fpu sse avx2 avx512f", False), ([], "fpu avx512f avx512_bf16", True), ([], "fpu amx_bf16 amx_tile", True),
-    (["GPU:0"], "fpu sse", True)])
-def test_bfloat16_hardware_is_a_gpu_or_a_cpu_with_avx512_bf16_or_amx(trainer, monkeypatch, gpus, cpu_flags,
+@pytest.mark.parametrize(("devices", "cpu_flags", "expected"), [
+    (["cpu:0"], "fpu sse avx2 avx512f", False), (["cpu:0"], "fpu avx512f avx512_bf16", True),
+    (["cpu:0"], "fpu amx_bf16 amx_tile", True), (["gpu:0", "gpu:1"], "fpu sse", True), (["tpu:0"], "fpu sse", True)])
+def test_bfloat16_hardware_is_a_gpu_or_a_cpu_with_avx512_bf16_or_amx(trainer, monkeypatch, devices, cpu_flags,
                                                                       expected):
-    import tensorflow as tf
-    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else [])
+    import keras
+    monkeypatch.setattr(keras.distribution, "list_devices", lambda device_type=None: devices)
     monkeypatch.setattr(Path, "read_text", lambda path, *args, **kwargs: f"processor : 0\nflags : {cpu_flags}\n")
     assert trainer.hardware_has_bfloat16() is expected
 

@@ -11,7 +11,7 @@ import pytest
 from emotion.classify import LiteRTModel, litert_from_keras
 from emotion.console import load_quietly
 from emotion.model import build_little_vgg, load_model, save_model
-from tests.conftest import CLASSES, ROOT, run_script
+from tests.conftest import CLASSES, ROOT, run_script, user_environment
 
 FACES = np.zeros((2, 48, 48, 1), np.float32)
 # What each of the runs started at once does: the first steps of every test.py run.
@@ -82,7 +82,8 @@ def test_runs_started_together_while_the_cache_is_being_written_all_succeed(mode
             file.write(data[:len(data) // 2])
             file.flush()
             runs = [subprocess.Popen([sys.executable, "-c", CONVERT, str(model_copy)], cwd=ROOT, text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+                                     env=user_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                    for _ in range(3)]
             results.extend(run.communicate(timeout=300) + (run.returncode,) for run in runs)
             file.write(data[len(data) // 2:])
     monkeypatch.setattr(Path, "write_bytes", write_with_runs_starting_halfway)
@@ -104,9 +105,7 @@ def test_load_quietly_keeps_the_users_log_level_and_can_be_called_again(monkeypa
 def test_the_api_starts_and_runs_without_a_word_on_stderr(model_copy):
     code = ("from emotion import EmotionRecognizer; from emotion.sources import sample_face; "
             f"print(len(EmotionRecognizer(model={str(model_copy)!r}).detect(sample_face())))")
-    # A user's script, whose environment holds no log level of ours.
-    environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=user_environment(), capture_output=True, text=True,
                             timeout=300, check=False)
     assert (result.returncode, result.stdout, result.stderr) == (0, "1\n", "")
 

@@ -10,13 +10,14 @@ from itertools import pairwise
 
 import pytest
 
-from tests.conftest import ROOT, run_script, write_dataset
+from tests.conftest import ROOT, run_script, user_environment, write_dataset
 
 
 def start_training(data, model_out, epochs):
     command = [sys.executable, str(ROOT / "training.py"), "--train-dir", data / "train", "--val-dir", data / "val",
                "--epochs", str(epochs), "--batch-size", "8", "--precision", "float32", "--model-out", model_out]
-    return subprocess.Popen(list(map(str, command)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(list(map(str, command)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=user_environment())
 
 
 def wait_for_backup(process, metadata, completed=1, timeout=180):

@@ -14,7 +14,7 @@ import imageio_ffmpeg
 import pytest
 
 from emotion.sources import masked
-from tests.conftest import ROOT, run_script
+from tests.conftest import ROOT, run_script, user_environment
 from tests.test_cli import assert_one_line_error
 
 RECONNECT_S = 2
@@ -54,7 +54,7 @@ def start_live_loop(url, log, *args):
     # Started, not run: the tests act on the server while the run goes on.
     args = ("--source", url, "--no-display", "--log", log, "--reconnect-s", RECONNECT_S, *args)
     return subprocess.Popen([sys.executable, str(ROOT / "test.py"), *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=user_environment())
 
 
 def wait_for_frames(log, count, process, timeout=30):
