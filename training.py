@@ -7,6 +7,7 @@
 import argparse
 import contextlib
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -119,6 +120,18 @@ def trained_model(path, class_names, option):
     return trained
 
 
+@contextlib.contextmanager
+def stopped_by_signals():
+    """Within: Ctrl-C, `kill -INT` and `kill` (SIGTERM) all stop the run as Ctrl-C does, also a run started in the
+    background (`nohup ... &`), where the shell has made it ignore SIGINT."""
+    previous = {number: signal.signal(number, signal.default_int_handler) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def main(argv=None):
     args = parse_args(argv)
     model_out = Path(args.model_out)
@@ -222,8 +235,9 @@ def main(argv=None):
         keras.callbacks.TerminateOnNaN(),
     ]
     try:
-        model.fit(train_data, validation_data=val_data, epochs=args.epochs, callbacks=callbacks,
-                  class_weight=class_weights(train.labels, len(args.classes), args.class_weight_power))
+        with stopped_by_signals():
+            model.fit(train_data, validation_data=val_data, epochs=args.epochs, callbacks=callbacks,
+                      class_weight=class_weights(train.labels, len(args.classes), args.class_weight_power))
     except KeyboardInterrupt:
         print(f"\ninterrupted: the last completed epoch is in {paths['backup']} (continue with --resume)")
         if paths["best"].exists():

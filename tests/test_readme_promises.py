@@ -823,7 +823,7 @@ WHAT_HAPPENS_TESTS = {
         "test_fuzz.py::test_a_disk_that_fills_up_while_training_exports_keeps_the_previous_model",
         "test_fuzz.py::test_a_disk_that_fills_up_during_a_save_keeps_the_previous_model",
         "test_fuzz.py::test_a_saved_model_is_whole_before_it_is_renamed"],
-    "Training is interrupted": ["test_resume.py::test_ctrl_c_keeps_best_and_last_checkpoint_and_exits_cleanly",
+    "Training is interrupted": ["test_resume.py::test_ctrl_c_or_kill_keeps_best_and_last_checkpoint_and_exits_cleanly",
                                 "test_resume.py::test_kill_9_mid_run_then_resume_continues_schedule_and_epochs"],
     "The API gets something that is not an image": [
         "test_inputs.py::test_what_is_not_an_image_gives_a_source_error_that_says_why",

@@ -13,9 +13,12 @@ import pytest
 from tests.conftest import ROOT, run_script, user_environment, write_dataset
 
 
-def start_training(data, model_out, epochs):
+def start_training(data, model_out, epochs, in_background=False):
+    """in_background: started as `nohup ... &` starts it, ignoring SIGINT."""
     command = [sys.executable, str(ROOT / "training.py"), "--train-dir", data / "train", "--val-dir", data / "val",
                "--epochs", str(epochs), "--batch-size", "8", "--precision", "float32", "--model-out", model_out]
+    if in_background:  # exec keeps the ignored signal, as a background job's shell hands it on
+        command = ["sh", "-c", "trap '' INT; exec \"$0\" \"$@\"", *command]
     return subprocess.Popen(list(map(str, command)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=user_environment())
 
@@ -76,12 +79,15 @@ def test_kill_9_mid_run_then_resume_continues_schedule_and_epochs(data):
 
 
 @pytest.mark.e2e
-@pytest.mark.skipif(os.name != "posix", reason="SIGINT delivery to a child process")
-def test_ctrl_c_keeps_best_and_last_checkpoint_and_exits_cleanly(data):
+@pytest.mark.skipif(os.name != "posix", reason="signal delivery to a child process")
+@pytest.mark.parametrize(("stop", "in_background"), [(signal.SIGINT, False), (signal.SIGINT, True),
+                                                     (signal.SIGTERM, True)],
+                         ids=["ctrl-c", "kill -INT, in the background", "kill, in the background"])
+def test_ctrl_c_or_kill_keeps_best_and_last_checkpoint_and_exits_cleanly(data, stop, in_background):
     model_out = data / "m.h5"
-    process = start_training(data, model_out, epochs=40)
+    process = start_training(data, model_out, epochs=40, in_background=in_background)
     wait_for_backup(process, data / "m.backup" / "training_metadata.json", completed=2)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
