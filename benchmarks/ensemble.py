@@ -1,0 +1,75 @@
+"""Which models make good teachers for `training.py --teacher`? Each model and their ensemble, scored on FER2013.
+
+    python benchmarks/ensemble.py --model Emotion_little_vgg.h5 --model runs/long/Emotion_little_vgg.h5
+    python benchmarks/ensemble.py --model A.h5 --model B.h5 --train-sample 3000
+
+Every model is mirror-averaged, as the teachers' answers are; the ensemble is the mean of their answers, what
+`--teacher A --teacher B` blends into the training targets. --train-sample also scores that ensemble on a random
+sample of the training images: answers that merely repeat the labels there teach a student nothing new.
+"""
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+repo_root = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(repo_root))
+
+from emotion.console import load_quietly
+
+load_quietly()
+
+import numpy as np
+
+from emotion.data import DatasetError, load_image_folder
+from emotion.model import ModelFileError, load_model
+from emotion.report import predict_scores, summarise
+
+FER2013 = repo_root.parent / "shared" / "fer2013"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", type=Path, action="append", required=True,
+                        help="a trained .h5 (repeat it; all must share their classes)")
+    parser.add_argument("--data-dir", type=Path, default=FER2013 / "test", help="faces scored, as <class>/*.jpg")
+    parser.add_argument("--train-dir", type=Path, default=FER2013 / "train", help="the images the models trained on")
+    parser.add_argument("--train-sample", type=int, default=0, help="also score this many random training images")
+    args = parser.parse_args()
+    try:
+        models = [load_model(path) for path in args.model]
+        class_names = models[0][1]
+        if any(names != class_names for _, names in models):
+            raise SystemExit("error: the models were trained on different classes")
+        test = load_image_folder(args.data_dir, class_names)
+        train = load_image_folder(args.train_dir, class_names) if args.train_sample else None
+    except (ModelFileError, DatasetError) as error:
+        raise SystemExit(f"error: {error}") from None
+
+    print(f"command: python {shlex.join(sys.argv)}\n{len(test.labels)} faces from {args.data_dir.resolve()}\n")
+    print("| model (mirror-averaged) | accuracy | " + " | ".join(f"recall {name}" for name in class_names) + " |")
+    print("|---|---:|" + "---:|" * len(class_names))
+    answers = []
+    for path, (model, _) in zip(args.model, models, strict=True):
+        answers.append(predict_scores(model, test.images, flip_average=True))
+        print_row(path, summarise(test.labels, answers[-1], class_names))
+    print_row(f"ensemble of {len(models)}", summarise(test.labels, np.mean(answers, axis=0), class_names))
+
+    if train is not None:
+        chosen = np.random.default_rng(0).choice(len(train.labels), min(args.train_sample, len(train.labels)),
+                                                 replace=False)
+        images, labels = train.images[chosen], train.labels[chosen]
+        ensemble = np.mean([predict_scores(model, images, flip_average=True) for model, _ in models], axis=0)
+        print(f"\non {len(chosen)} random training images from {args.train_dir.resolve()}, the ensemble agrees with "
+              f"the label on {np.mean(ensemble.argmax(axis=1) == labels):.1%} and gives the true class "
+              f"{ensemble[np.arange(len(labels)), labels].mean():.2f} on average")
+
+
+def print_row(name, metrics):
+    recalls = " | ".join(f"{scores['recall']:.1%}" for scores in metrics["per_class"].values())
+    print(f"| {name} | {metrics['accuracy']:.1%} | {recalls} |")
+
+
+if __name__ == "__main__":
+    main()
