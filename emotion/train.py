@@ -8,6 +8,7 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
+from .data import one_hot_targets
 from .report import predict_scores
 
 
@@ -47,7 +48,7 @@ def teacher_targets(teachers, images, labels, num_classes, teacher_weight):
     """
     answers = np.mean([predict_scores(teacher, images, flip_average=True)
                        for teacher in tqdm(teachers, desc="teachers' answers", unit="model", leave=False)], axis=0)
-    return ((1 - teacher_weight) * np.eye(num_classes)[labels] + teacher_weight * answers).astype(np.float32)
+    return ((1 - teacher_weight) * one_hot_targets(labels, num_classes) + teacher_weight * answers).astype(np.float32)
 
 
 def time_input_pipeline(dataset, batches=20):

@@ -69,13 +69,13 @@ class TrainingData(Exception):
 
 
 def test_training_py_trains_on_the_teachers_targets(tmp_path, monkeypatch):
-    from emotion.model import build_little_vgg, save_model
+    from emotion.model import build_little_vgg, load_model, save_model
     write_dataset(tmp_path / "train", per_class=3)
     for seed in (1, 2):
         keras.utils.set_random_seed(seed)
         save_model(build_little_vgg(5), tmp_path / f"teacher{seed}.h5", list(CLASSES))
 
-    def capture(images, labels, *args, training=False, **kwargs):
+    def capture(images, labels, *args, **kwargs):
         raise TrainingData(images, labels)
     monkeypatch.setattr(data_module, "make_dataset", capture)
     with pytest.raises(TrainingData) as given:
@@ -85,7 +85,6 @@ def test_training_py_trains_on_the_teachers_targets(tmp_path, monkeypatch):
                                       "--precision", "float32", "--model-out", str(tmp_path / "m.h5")])
     images, targets = given.value.args
     train = load_image_folder(tmp_path / "train", list(CLASSES))
-    from emotion.model import load_model
     teachers = [load_model(tmp_path / f"teacher{seed}.h5")[0] for seed in (1, 2)]
     np.testing.assert_array_equal(images, train.images)
     np.testing.assert_allclose(targets, teacher_targets(teachers, train.images, train.labels, 5, 0.3), atol=1e-6)
