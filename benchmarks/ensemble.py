@@ -23,7 +23,8 @@ import numpy as np
 
 from emotion.data import DatasetError, load_image_folder
 from emotion.model import ModelFileError, load_model
-from emotion.report import predict_scores, summarise
+from emotion.report import summarise
+from emotion.train import ensemble_answers
 
 FER2013 = repo_root.parent / "shared" / "fer2013"
 
@@ -50,9 +51,9 @@ def main():
     print(f"command: python {shlex.join(sys.argv)}\n{len(test.labels)} faces from {args.data_dir.resolve()}\n")
     print("| model (mirror-averaged) | accuracy | " + " | ".join(f"recall {name}" for name in class_names) + " |")
     print("|---|---:|" + "---:|" * len(class_names))
-    answers = []
+    answers = []  # each model's own answers, averaged below: the ensemble without scoring every model twice
     for path, (model, _) in zip(args.model, models, strict=True):
-        answers.append(predict_scores(model, test.images, flip_average=True))
+        answers.append(ensemble_answers([model], test.images))
         print_row(path, summarise(test.labels, answers[-1], class_names))
     print_row(f"ensemble of {len(models)}", summarise(test.labels, np.mean(answers, axis=0), class_names))
 
@@ -60,7 +61,7 @@ def main():
         chosen = np.random.default_rng(0).choice(len(train.labels), min(args.train_sample, len(train.labels)),
                                                  replace=False)
         images, labels = train.images[chosen], train.labels[chosen]
-        ensemble = np.mean([predict_scores(model, images, flip_average=True) for model, _ in models], axis=0)
+        ensemble = ensemble_answers([model for model, _ in models], images)
         print(f"\non {len(chosen)} random training images from {args.train_dir.resolve()}, the ensemble agrees with "
               f"the label on {np.mean(ensemble.argmax(axis=1) == labels):.1%} and gives the true class "
               f"{ensemble[np.arange(len(labels)), labels].mean():.2f} on average")

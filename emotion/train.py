@@ -39,6 +39,11 @@ def compile_model(model, learning_rate, steps_per_epoch, epochs, label_smoothing
     return model
 
 
+def ensemble_answers(models, images):
+    """The mean of the models' mirror-averaged softmax scores on images: what --teacher models say together."""
+    return np.mean([predict_scores(model, images, flip_average=True) for model in models], axis=0)
+
+
 def teacher_targets(teachers, images, labels, num_classes, teacher_weight):
     """Training targets for distillation: each image's one-hot label blended with the mean of the teachers'
     mirror-averaged answers on it.
@@ -46,8 +51,7 @@ def teacher_targets(teachers, images, labels, num_classes, teacher_weight):
     An ensemble's answers say more than a label: how sad a neutral face looks, and which labels FER2013's crowd
     got wrong. Taken once from the unaugmented images, so distilling costs no time per epoch.
     """
-    answers = np.mean([predict_scores(teacher, images, flip_average=True)
-                       for teacher in tqdm(teachers, desc="teachers' answers", unit="model", leave=False)], axis=0)
+    answers = ensemble_answers(tqdm(teachers, desc="teachers' answers", unit="model", leave=False), images)
     return ((1 - teacher_weight) * one_hot_targets(labels, num_classes) + teacher_weight * answers).astype(np.float32)
 
 
