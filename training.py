@@ -34,6 +34,9 @@ def parse_args(argv=None):
     parser.add_argument("--camera-artefacts", action="store_true",
                         help="also augment with JPEG recompression, blur, exposure and sensor noise, as webcams "
                         "and phones give (measured: no gain yet, see README; TensorFlow backend only)")
+    parser.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
+                        help="blend each training image and its target with another's, by a Beta(ALPHA, ALPHA) "
+                        "weight (mixup; 0.2 is usual); 0 turns it off")
     parser.add_argument("--weight-averaging", action="store_true",
                         help="validate and save a moving average of the weights (over about 1000 steps) instead "
                         "of the last step's weights")
@@ -60,6 +63,8 @@ def parse_args(argv=None):
         raise SystemExit("error: --classes needs at least two class names")
     if args.epochs < 1 or args.batch_size < 1:
         raise SystemExit("error: --epochs and --batch-size must be at least 1")
+    if args.mixup < 0:
+        raise SystemExit("error: --mixup must be 0 (off) or more")
     if not 0 < args.teacher_weight <= 0.5:
         raise SystemExit("error: --teacher-weight must be above 0 and at most 0.5")
     return args
@@ -209,11 +214,11 @@ def main(argv=None):
     batch_size = args.batch_size * replicas
     if on_tensorflow:
         train_data = make_dataset(train.images, targets, len(args.classes), batch_size, training=True,
-                                  seed=args.seed, camera_artefacts=args.camera_artefacts)
+                                  seed=args.seed, camera_artefacts=args.camera_artefacts, mixup=args.mixup)
         val_data = make_dataset(val.images, val.labels, len(args.classes), batch_size)
     else:
         train_data = FaceBatches(train.images, targets, len(args.classes), batch_size, training=True, seed=args.seed,
-                                 workers=4)
+                                 mixup=args.mixup, workers=4)
         val_data = FaceBatches(val.images, val.labels, len(args.classes), batch_size)
     steps_per_epoch = -(-len(train.labels) // batch_size)
     pipeline_ms = time_input_pipeline(train_data)

@@ -213,16 +213,30 @@ def random_jpeg(image, probability=0.5):
     return tf.ensure_shape(compressed, image.shape)  # the JPEG round trip forgets the static shape
 
 
+def build_mixup(alpha, seed=None):
+    """(pixels, targets) batch -> each image blended with another of the batch, and their targets alike, by a weight
+    drawn per image from Beta(alpha, alpha) (mixup, Zhang et al. 2018): the net learns the space between faces, not
+    FER2013's noisy labels by heart."""
+    mix = layers.MixUp(alpha=alpha, seed=seed, dtype="float32")  # its weights are float32, so targets must be too
+
+    def blend(pixels, targets):
+        mixed = mix({"images": pixels, "labels": targets}, training=True)
+        return mixed["images"], mixed["labels"]
+    return blend
+
+
 def one_hot_targets(labels, num_classes):
     """(images, classes) float32 targets: one-hot for class indices, as they are for soft (teacher) targets."""
     return np.eye(num_classes, dtype=np.float32)[labels] if np.ndim(labels) == 1 else labels.astype(np.float32)
 
 
-def make_dataset(images, labels, num_classes, batch_size, training=False, seed=None, camera_artefacts=False):
+def make_dataset(images, labels, num_classes, batch_size, training=False, seed=None, camera_artefacts=False,
+                 mixup=0.0):
     """tf.data of (float32 raw pixels, one-hot targets); shuffled and augmented when training.
 
     labels are class indices, or already (images, classes) targets (soft ones, from teacher models).
-    camera_artefacts adds JPEG recompression, blur, exposure and sensor noise to the augmentation.
+    camera_artefacts adds JPEG recompression, blur, exposure and sensor noise to the augmentation; mixup > 0 then
+    blends pairs of augmented images with Beta(mixup, mixup) weights.
     """
     import tensorflow as tf  # here, not above: the other backends train without TensorFlow
     dataset = tf.data.Dataset.from_tensor_slices((images, one_hot_targets(labels, num_classes)))
@@ -237,20 +251,25 @@ def make_dataset(images, labels, num_classes, batch_size, training=False, seed=N
         artefacts = random_exposure_and_noise if camera_artefacts else tf.identity
         dataset = dataset.map(lambda x, y: (artefacts(augment(x, training=True)), y),
                               num_parallel_calls=tf.data.AUTOTUNE)
+    if training and mixup > 0:
+        dataset = dataset.map(build_mixup(mixup, seed), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 class FaceBatches(keras.utils.PyDataset):
     """What make_dataset gives, for the Keras backends without tf.data: batches of (float32 raw pixels, one-hot
-    targets), reshuffled each epoch and augmented when training. Camera artefacts need TensorFlow."""
+    targets), reshuffled each epoch and augmented (and mixed up, if asked) when training. Camera artefacts need
+    TensorFlow."""
 
-    def __init__(self, images, labels, num_classes, batch_size, training=False, seed=None, **pydataset_options):
+    def __init__(self, images, labels, num_classes, batch_size, training=False, seed=None, mixup=0.0,
+                 **pydataset_options):
         super().__init__(**pydataset_options)
         self.images, self.targets = images, one_hot_targets(labels, num_classes)
         self.batch_size, self.training = batch_size, training
         self.order = np.arange(len(images))
         self.random = np.random.default_rng(seed)
         self.augment = build_augmentation(seed) if training else None
+        self.mixup = build_mixup(mixup, seed) if training and mixup > 0 else None
         self.on_epoch_end()
 
     def __len__(self):
@@ -261,6 +280,8 @@ class FaceBatches(keras.utils.PyDataset):
         pixels = self.images[chosen].astype(np.float32)
         if self.training:
             pixels = self.augment(pixels, training=True)
+        if self.mixup:
+            return self.mixup(pixels, self.targets[chosen])
         return pixels, self.targets[chosen]
 
     def on_epoch_end(self):

@@ -6,6 +6,7 @@ import tensorflow as tf
 from emotion.data import (
     DatasetError,
     FaceBatches,
+    build_mixup,
     class_weights,
     load_fer_csv,
     load_image_folder,
@@ -344,3 +345,25 @@ def test_face_batches_give_what_the_tf_data_pipeline_gives_and_reshuffle_and_aug
         epochs.append(training.order.copy())
         training.on_epoch_end()
     assert sorted(epochs[0]) == list(range(10)) and list(epochs[0]) != list(epochs[1])
+
+
+def test_mixup_blends_each_image_and_its_target_with_another_by_the_same_weight():
+    # Image k is flat grey 10 * k of class k, so a blended image's grey must be its target's weights times 0, 10, ..
+    values = 10.0 * np.arange(5, dtype=np.float32)
+    pixels = np.ones((5, 48, 48, 1), np.float32) * values[:, None, None, None]
+    mixed_pixels, mixed_targets = (np.asarray(part) for part in build_mixup(0.4, seed=0)(pixels, np.eye(5, dtype=np.float32)))
+    np.testing.assert_allclose(mixed_targets.sum(axis=1), 1, atol=1e-6)
+    assert (mixed_targets.max(axis=1) < 0.99).any()  # some images are really blended
+    np.testing.assert_allclose(mixed_pixels, (mixed_targets @ values)[:, None, None, None] * np.ones_like(pixels),
+                               atol=1e-3)
+
+
+def test_mixup_blends_training_batches_only_on_both_pipelines():
+    images = np.stack([pattern_image(k % 5, k) for k in range(40)])[..., None]
+    labels = np.arange(40) % 5
+    for pipeline in (lambda **options: next(iter(make_dataset(images, labels, 5, batch_size=40, seed=0, **options))),
+                     lambda **options: FaceBatches(images, labels, 5, batch_size=40, seed=0, **options)[0]):
+        for training, mixup, blended in ((True, 0.4, True), (True, 0.0, False), (False, 0.4, False)):
+            targets = np.asarray(pipeline(training=training, mixup=mixup)[1])
+            np.testing.assert_allclose(targets.sum(axis=1), 1, atol=1e-6)
+            assert (targets.max(axis=1) < 0.99).any() == blended

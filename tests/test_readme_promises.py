@@ -255,6 +255,20 @@ def test_seed_sets_the_starting_weights_and_camera_artefacts_change_only_the_aug
     assert np.abs(runs["seed 5"][1][0] - runs["seed 5, artefacts"][1][0]).mean() > 1
 
 
+def test_mixup_blends_the_training_targets_and_must_not_be_negative(trainer, folders, tmp_path, capsys, at_fit):
+    def first_targets(*options):
+        outcome, _, _ = train(trainer, capsys, *from_folders(folders, tmp_path, "--precision", "float32", *options))
+        assert outcome == "fit"
+        return first_batch(at_fit)[1]
+
+    assert set(np.unique(first_targets())) == {0, 1}
+    blended = first_targets("--mixup", 0.4)
+    np.testing.assert_allclose(blended.sum(axis=1), 1, atol=1e-6)
+    assert (blended.max(axis=1) < 0.99).any()
+    outcome, _, _ = train(trainer, capsys, *from_folders(folders, tmp_path, "--mixup", -0.1))
+    assert outcome == "error: --mixup must be 0 (off) or more"
+
+
 @pytest.mark.parametrize(("precision", "hardware_bfloat16", "expected"), [
     ("auto", False, "float32"), ("auto", True, "mixed_bfloat16"), ("mixed_bfloat16", False, "mixed_bfloat16")])
 def test_precision_sets_the_compute_type_auto_by_the_hardware(trainer, folders, tmp_path, capsys, at_fit,
@@ -710,6 +724,7 @@ OPTION_TESTS = {
     "--learning-rate": [test_learning_rate_is_the_peak_after_one_warm_up_epoch_then_decays_over_epochs],
     "--label-smoothing": [test_label_smoothing_is_the_share_of_each_target_spread_over_the_classes],
     "--camera-artefacts": [test_seed_sets_the_starting_weights_and_camera_artefacts_change_only_the_augmented_images],
+    "--mixup": [test_mixup_blends_the_training_targets_and_must_not_be_negative],
     "--weight-averaging": ["test_cli.py::test_init_from_starts_at_a_trained_model_and_weight_averaging_keeps_near_it"],
     "--init-from": ["test_cli.py::test_init_from_starts_at_a_trained_model_and_weight_averaging_keeps_near_it",
                     "test_cli.py::test_init_from_or_teacher_refuses_a_model_of_other_classes"],
