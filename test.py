@@ -15,6 +15,9 @@ from emotion.console import load_quietly
 from emotion.constants import DEFAULT_MODEL_PATH, DETECTORS, MIN_FACE, SCAN_EVERY
 from emotion.detect import default_cascade_path
 
+# A folder's runs each log into the --log folder; a file's suffix picks its format (emotion.records.FrameLog).
+LOG_SUFFIXES = ("", ".jsonl", ".json", ".csv")
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
@@ -74,6 +77,8 @@ def main(argv=None):
         return fail("--scan-every, --min-face, --jobs and --max-frames must be 1 or more")
     if args.reconnect_s <= 0:
         return fail("--reconnect-s must be more than 0")
+    if args.log and Path(args.log).suffix.lower() not in LOG_SUFFIXES:
+        return fail(f"--log {args.log}: name a .jsonl (JSON Lines) or .csv file, or a folder (no suffix)")
     if not args.no_display:
         from emotion.sources import has_display
         if not has_display():

@@ -567,6 +567,13 @@ def test_reconnect_s_must_be_more_than_0(live, capsys):
                    "error: --reconnect-s must be more than 0")
 
 
+def test_a_log_named_for_another_format_is_refused_before_any_work(live, capsys, tmp_path):
+    log = tmp_path / "emotions.txt"
+    assert_refused(run_live(live, capsys, "--source", "demo", "--no-display", "--log", log),
+                   f"error: --log {log}: name a .jsonl (JSON Lines) or .csv file, or a folder (no suffix)")
+    assert not log.exists()
+
+
 def test_no_camera_at_the_index_gives_the_readme_s_line_and_exit_code_2(live, capsys):
     assert_refused(run_live(live, capsys, "--source", 9, "--no-display"),
                    "error: no camera at index 9: pass --source with another index, a video or image file, a folder, "
@@ -753,7 +760,7 @@ OPTION_TESTS = {
     "--scores": ["test_window.py::test_scores_option_draws_bars_into_the_output_video"],
     "--output": ["test_cli.py::test_live_loop_on_a_video_logs_every_frame_and_writes_the_annotated_video",
                  test_overwrite_replaces_an_existing_output_and_log_and_without_it_both_are_refused],
-    "--log": ["test_cli.py::test_live_loop_writes_csv_with_one_row_per_face",
+    "--log": ["test_cli.py::test_live_loop_writes_csv_with_one_row_per_face", test_a_log_named_for_another_format_is_refused_before_any_work,
               "test_window.py::test_a_folder_log_names_each_image_and_has_no_time"],
     "--overwrite": [test_overwrite_replaces_an_existing_output_and_log_and_without_it_both_are_refused],
     "--max-frames": ["test_cli.py::test_live_loop_writes_csv_with_one_row_per_face"],
