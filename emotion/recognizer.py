@@ -62,6 +62,10 @@ class EmotionRecognizer:
             return np.array([[0, 0, image.shape[1], image.shape[0]]])
         if self.haar is not None:
             return self.haar.detect(gray)
+        return self.blazeface_faces(image)
+
+    def blazeface_faces(self, image):
+        """BlazeFace's boxes of faces at least min_face wide."""
         boxes = self.blazeface.detect(image)
         return boxes[boxes[:, 2] >= self.min_face]
 
@@ -92,21 +96,27 @@ class EmotionRecognizer:
 
         A photo that is already a face crop leaves the detectors no margin around the face, and a small
         one no face of min_face pixels: where they find nothing, they look again in a copy enlarged to
-        at least 4 min_face high and wide with a border added. Boxes are clipped to the image.
+        at least 4 min_face high and wide with a border added. Where BlazeFace turns down every Haar box,
+        or Haar finds none, BlazeFace's own faces are taken (in the image, else in that copy): it finds the
+        tilted, turned and closely cropped faces that Haar misses. Boxes are clipped to the image.
         """
-        scale, pad, framed = 1.0, 0, image
-        gray = to_gray(framed)
-        boxes = self.candidates(framed, gray)
-        if not len(boxes):
-            scale, pad, framed = framed_for_detection(image, 4 * self.min_face)
-            gray = to_gray(framed)
-            boxes = self.candidates(framed, gray)
+        scale, pad, framed, boxes = self.search(image, lambda searched: self.candidates(searched, to_gray(searched)))
         if self.verify:
             boxes = boxes[[self.blazeface.is_face(framed, box) for box in boxes]].reshape(-1, 4)
-        scores = self.scores(crop_faces(gray, boxes, self.margin), shifted=True)
+            if not len(boxes):
+                scale, pad, framed, boxes = self.search(image, self.blazeface_faces)
+        scores = self.scores(crop_faces(to_gray(framed), boxes, self.margin), shifted=True)
         boxes = [expand_box(np.round((box - [pad, pad, 0, 0]) / scale).astype(int), 0.0, image.shape)
                  for box in boxes]
         return make_faces(boxes, scores, self.class_names)
+
+    def search(self, image, find):
+        """(scale, pad, searched image, boxes): find's boxes in the image, else in framed_for_detection's copy."""
+        boxes = find(image)
+        if len(boxes):
+            return 1.0, 0, image, boxes
+        scale, pad, framed = framed_for_detection(image, 4 * self.min_face)
+        return scale, pad, framed, find(framed)
 
     def scores(self, crops, shifted=False):
         """The classifier's scores of face crops (see EmotionClassifier.scores for shifted), corrected by the

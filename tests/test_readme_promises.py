@@ -464,20 +464,24 @@ def test_detector_none_takes_each_image_as_one_face_whatever_its_shape(live, cap
         name: [[0, 0, width, height]] for name, (width, height) in sizes.items()}
 
 
-def test_detector_blazeface_finds_a_tilted_face_that_haar_misses(live, capsys, tmp_path):
+def test_detector_blazeface_finds_a_tilted_face_that_haar_misses_and_a_photo_falls_back_to_it(live, capsys, tmp_path):
     face = sample_face()
     height, width = face.shape[:2]
     tilted = cv2.warpAffine(face, cv2.getRotationMatrix2D((width / 2, height / 2), 30, 1.0), (width, height),
                             borderMode=cv2.BORDER_REPLICATE)
     cv2.imwrite(str(tmp_path / "tilted.png"), tilted)
+    write_video(tmp_path / "tilted.mp4", [tilted] * 4)
     found = {}
-    for detector in ("haar", "blazeface"):
-        log = tmp_path / f"{detector}.jsonl"
-        code, _, stderr = run_live(live, capsys, "--source", tmp_path / "tilted.png", "--detector", detector,
-                                   "--no-display", "--log", log)
+    for source, detector, options in (("mp4", "haar", []), ("mp4", "blazeface", []), ("png", "haar", []),
+                                      ("png", "haar", ["--no-verify"])):
+        log = tmp_path / f"{source}{detector}{len(options)}.jsonl"
+        code, _, stderr = run_live(live, capsys, "--source", tmp_path / f"tilted.{source}", "--detector", detector,
+                                   "--no-display", "--log", log, *options)
         assert code == 0, stderr
-        found[detector] = boxes_of(logged(log))[0]
-    assert found["haar"] == [] and len(found["blazeface"]) == 1
+        found[source, detector, *options] = [len(boxes) for boxes in boxes_of(logged(log))]
+    assert found["mp4", "haar"] == [0, 0, 0, 0] and found["mp4", "blazeface"][-1] == 1  # once confirmed
+    # A photo: Haar alone (--no-verify) finds no face, so the default takes BlazeFace's.
+    assert found["png", "haar"] == [1] and found["png", "haar", "--no-verify"] == [0]
 
 
 def test_min_face_leaves_smaller_faces_unsearched(live, capsys, face_video, tmp_path):
@@ -769,7 +773,7 @@ OPTION_TESTS = {
     "--no-flip-average": [test_no_flip_average_scores_each_face_once_instead_of_with_its_mirror_image],
     "--runtime": [test_runtime_litert_derives_a_hidden_file_named_after_the_model_s_hash_and_keras_does_not],
     "--detector": [test_detector_none_takes_each_image_as_one_face_whatever_its_shape,
-                   test_detector_blazeface_finds_a_tilted_face_that_haar_misses],
+                   test_detector_blazeface_finds_a_tilted_face_that_haar_misses_and_a_photo_falls_back_to_it],
     "--min-face": [test_min_face_leaves_smaller_faces_unsearched],
     "--no-verify": [test_no_verify_shows_every_haar_box_on_an_image_and_on_video_after_three_frames],
     "--scan-every": [test_scan_every_searches_the_whole_frame_every_n_th_frame],
