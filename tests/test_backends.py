@@ -1,4 +1,5 @@
-"""training.py on Keras' JAX backend with TensorFlow absent, as a GPU machine with only JAX runs it."""
+"""training.py on Keras' JAX backend with TensorFlow absent, as a GPU machine with only JAX runs it (distilling, with
+mixup: the options a long GPU run would take)."""
 import json
 
 from conftest import ROOT, run_script, write_dataset
@@ -36,7 +37,7 @@ def test_training_on_jax_without_tensorflow_saves_a_model_that_tensorflow_loads_
     out = tmp_path / "jax.h5"
     result = run_without_tensorflow(tmp_path, "--train-dir", tmp_path / "train", "--val-dir", tmp_path / "val",
                                     "--epochs", 1, "--batch-size", 8, "--precision", "float32",
-                                    "--teacher", tiny_model, "--model-out", out)
+                                    "--teacher", tiny_model, "--mixup", 0.2, "--model-out", out)
     assert result.returncode == 0, result.stderr
     assert "jax, precision float32, 1 replica(s), batch 8," in result.stdout
     assert len(np.loadtxt(tmp_path / "jax.log.csv", delimiter=",", skiprows=1, ndmin=2)) == 1
