@@ -49,6 +49,10 @@ def parse_args(argv=None):
     parser.add_argument("--teacher-weight", type=float, default=0.5,
                         help="share of each training target taken from the teachers' answers, above 0 and at most "
                         "0.5 (the true class keeps the largest share)")
+    parser.add_argument("--hold-out", default=None, metavar="K/N",
+                        help="train without the K-th of N folds of the training images (every N-th image from the "
+                        "K-th), and record it in the model: as a --teacher it then answers for that fold only, "
+                        "images it never saw")
     parser.add_argument("--patience", type=int, default=10, help="epochs without a better val accuracy before stopping")
     parser.add_argument("--seed", type=int, default=1337, help="random seed for weights, shuffling and augmentation")
     parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto",
@@ -67,6 +71,12 @@ def parse_args(argv=None):
         raise SystemExit("error: --mixup must be 0 (off) or more")
     if not 0 < args.teacher_weight <= 0.5:
         raise SystemExit("error: --teacher-weight must be above 0 and at most 0.5")
+    if args.hold_out:
+        fold, _, folds = args.hold_out.partition("/")
+        if not (fold.isdigit() and folds.isdigit() and 1 <= int(fold) <= int(folds) and int(folds) >= 2):
+            raise SystemExit(f"error: --hold-out {args.hold_out}: give K/N, fold K of N folds (1 <= K <= N, N >= 2), "
+                             "e.g. 1/2")
+        args.hold_out = {"fold": int(fold), "folds": int(folds)}
     return args
 
 
@@ -94,9 +104,10 @@ def check_writable(model_out):
         raise SystemExit(f"error: cannot write in output folder {folder}: {error.strerror}") from None
 
 
-def export(best_checkpoint, model_out, class_names):
-    """Rebuild the best checkpoint in float32 (portable to any CPU) and save it with its class names; a save that
-    fails (a full disk) ends the run with one line, the checkpoint and any earlier model left as they were."""
+def export(best_checkpoint, model_out, class_names, held_out=None):
+    """Rebuild the best checkpoint in float32 (portable to any CPU) and save it with its class names (and held-out
+    fold); a save that fails (a full disk) ends the run with one line, the checkpoint and any earlier model left as
+    they were."""
     import keras
 
     from emotion.model import build_little_vgg, save_model
@@ -105,7 +116,7 @@ def export(best_checkpoint, model_out, class_names):
     model = build_little_vgg(len(class_names))
     model.set_weights(trained.get_weights())
     try:
-        save_model(model, model_out, class_names)
+        save_model(model, model_out, class_names, held_out)
     except OSError as error:
         raise SystemExit(f"error: cannot save {model_out}: {error.strerror or error}; the best weights are still "
                          f"in {best_checkpoint}") from None
@@ -123,6 +134,15 @@ def trained_model(path, class_names, option):
         raise SystemExit(f"error: {option} {path} was trained on {','.join(trained_names)}, "
                          f"not {','.join(class_names)}")
     return trained
+
+
+def held_out_fold(teacher_path):
+    """The fold a --teacher model was trained without (emotion.model.read_held_out), or None."""
+    from emotion.model import read_held_out
+    try:
+        return read_held_out(teacher_path)
+    except ValueError as error:
+        raise SystemExit(f"error: --teacher {teacher_path}: {error}") from None
 
 
 @contextlib.contextmanager
@@ -148,8 +168,10 @@ def main(argv=None):
     from emotion.data import (
         DatasetError,
         FaceBatches,
+        ImageFolder,
         check_every_class_present,
         class_weights,
+        fold_mask,
         load_fer_csv,
         load_image_folder,
         make_dataset,
@@ -180,6 +202,7 @@ def main(argv=None):
     if args.init_from:
         initial_weights = trained_model(args.init_from, args.classes, "--init-from").get_weights()
     teachers = [trained_model(path, args.classes, "--teacher") for path in args.teacher or ()]
+    teacher_folds = [held_out_fold(path) for path in args.teacher or ()]
 
     keras.utils.set_random_seed(args.seed)
     try:
@@ -200,8 +223,25 @@ def main(argv=None):
             examples = ", ".join(str(path) for path in split.skipped[:3])
             print(f"  skipped {len(split.skipped)} unreadable file(s) or row(s), e.g. {examples}")
 
-    targets = teacher_targets(teachers, train.images, train.labels, len(args.classes), args.teacher_weight) \
-        if teachers else train.labels
+    targets = train.labels
+    if teachers:
+        for path, fold in zip(args.teacher, teacher_folds):
+            if fold and fold["images"] != len(train.labels):
+                raise SystemExit(f"error: --teacher {path} held out a fold of {fold['images']} training images, "
+                                 f"not of these {len(train.labels)}: give the training images it was made with")
+        try:
+            targets = teacher_targets(teachers, train.images, train.labels, len(args.classes), args.teacher_weight,
+                                      teacher_folds)
+        except ValueError as error:
+            raise SystemExit(f"error: {error}") from None
+    if args.hold_out:
+        args.hold_out["images"] = len(train.labels)
+        kept = ~fold_mask(len(train.labels), args.hold_out["fold"], args.hold_out["folds"])
+        train = ImageFolder(train.images[kept], train.labels[kept], train.class_names, train.skipped)
+        targets = targets[kept]
+        check_every_class_present(train, f"the training images without fold {args.hold_out['fold']}")
+        print(f"held out fold {args.hold_out['fold']} of {args.hold_out['folds']}: training on {len(train.labels)} "
+              f"of {args.hold_out['images']} images")
 
     precision = args.precision
     if precision == "auto":
@@ -246,13 +286,13 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"\ninterrupted: the last completed epoch is in {paths['backup']} (continue with --resume)")
         if paths["best"].exists():
-            export(paths["best"], model_out, args.classes)
+            export(paths["best"], model_out, args.classes, args.hold_out)
             print(f"best model so far saved to {model_out}")
         return 130
     if not paths["best"].exists():
         raise SystemExit("error: training produced no checkpoint (did the loss become NaN?)")
 
-    model = export(paths["best"], model_out, args.classes)
+    model = export(paths["best"], model_out, args.classes, args.hold_out)
     paths["best"].unlink()
     shutil.rmtree(paths["backup"], ignore_errors=True)
     metrics = evaluate(model, val.images, val.labels, args.classes)

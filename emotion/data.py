@@ -97,6 +97,12 @@ def load_image_folder(root, class_names, max_per_class=None, desc=None):
     return folder
 
 
+def fold_mask(count, fold, folds):
+    """Which of count images are in fold (1 to folds) of folds: every folds-th image from the fold-th, so that each
+    fold draws alike from every class folder (images are read class by class, in file-name order)."""
+    return np.arange(count) % folds == fold - 1
+
+
 def check_every_class_present(split, where):
     empty = [name for name, count in split.counts().items() if count == 0]
     if empty:

@@ -49,8 +49,11 @@ class ModelFileError(ValueError):
     """A model file that cannot be used: missing, not HDF5, unsafe, or not a 48x48 grey classifier."""
 
 
-def save_model(model, path, class_names):
-    """Write model to a .h5 with a root attribute class_names (JSON list in output order), atomically."""
+def save_model(model, path, class_names, held_out=None):
+    """Write model to a .h5 with a root attribute class_names (JSON list in output order), atomically.
+
+    held_out: for a model trained without one fold of its training images, {"fold", "folds", "images"} (see
+    data.fold_mask), kept as the attribute held_out so that distilling asks it only about that fold."""
     path = Path(path)
     if len(class_names) != model.output_shape[-1]:
         raise ValueError(f"{len(class_names)} class names for {model.output_shape[-1]} outputs")
@@ -61,6 +64,8 @@ def save_model(model, path, class_names):
     with h5py.File(buffer, "w") as file:
         save_model_to_hdf5(model, file)  # what model.save does for a .h5 name
         file.attrs["class_names"] = json.dumps(list(class_names))
+        if held_out:
+            file.attrs["held_out"] = json.dumps(held_out)
     # Written beside the target and renamed, so a crash or a full disk mid-save never leaves a broken model
     # behind: the previous file stays as it was, and the half-written one is removed.
     partial = path.with_name(f".{path.stem}.partial.h5")
@@ -73,6 +78,23 @@ def save_model(model, path, class_names):
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def read_held_out(path):
+    """The held_out attribute of a .h5 ({"fold", "folds", "images"}; see save_model), or None for a model trained
+    on all its training images; ValueError when it is not such a record."""
+    with h5py.File(path, "r") as file:
+        held_out = file.attrs.get("held_out")
+    if held_out is None:
+        return None
+    try:
+        held_out = json.loads(held_out)
+        fold, folds, images = held_out["fold"], held_out["folds"], held_out["images"]
+    except (TypeError, ValueError, KeyError):
+        raise ValueError("its held_out attribute is not a JSON record of fold, folds and images") from None
+    if not all(isinstance(value, int) for value in (fold, folds, images)) or not 1 <= fold <= folds:
+        raise ValueError("its held_out attribute is not a JSON record of fold, folds and images")
+    return held_out
 
 
 def read_class_names(path):

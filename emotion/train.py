@@ -8,7 +8,7 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from .data import one_hot_targets
+from .data import fold_mask, one_hot_targets
 from .report import predict_scores
 
 
@@ -44,14 +44,28 @@ def ensemble_answers(models, images):
     return np.mean([predict_scores(model, images, flip_average=True) for model in models], axis=0)
 
 
-def teacher_targets(teachers, images, labels, num_classes, teacher_weight):
+def teacher_targets(teachers, images, labels, num_classes, teacher_weight, held_out=None):
     """Training targets for distillation: each image's one-hot label blended with the mean of the teachers'
     mirror-averaged answers on it.
 
     An ensemble's answers say more than a label: how sad a neutral face looks, and which labels FER2013's crowd
     got wrong. Taken once from the unaugmented images, so distilling costs no time per epoch.
+    held_out: per teacher, None or the fold of these images it was trained without ({"fold", "folds"}); such a
+    teacher answers for that fold only, where its answers are not memorised labels. Raises ValueError when some
+    image is left without a teacher.
     """
-    answers = ensemble_answers(tqdm(teachers, desc="teachers' answers", unit="model", leave=False), images)
+    held_out = held_out or [None] * len(teachers)
+    answers = np.zeros((len(images), num_classes), np.float32)
+    answering = np.zeros(len(images))
+    for teacher, fold in zip(tqdm(teachers, desc="teachers' answers", unit="model", leave=False), held_out,
+                             strict=True):
+        asked = fold_mask(len(images), fold["fold"], fold["folds"]) if fold else np.ones(len(images), bool)
+        answers[asked] += ensemble_answers([teacher], images[asked])
+        answering[asked] += 1
+    if not answering.all():
+        raise ValueError(f"{np.sum(answering == 0)} training images have no teacher: give a teacher for each "
+                         "held-out fold, or one trained on all images")
+    answers /= answering[:, None]
     return ((1 - teacher_weight) * one_hot_targets(labels, num_classes) + teacher_weight * answers).astype(np.float32)
 
 

@@ -88,3 +88,86 @@ def test_training_py_trains_on_the_teachers_targets(tmp_path, monkeypatch):
     teachers = [load_model(tmp_path / f"teacher{seed}.h5")[0] for seed in (1, 2)]
     np.testing.assert_array_equal(images, train.images)
     np.testing.assert_allclose(targets, teacher_targets(teachers, train.images, train.labels, 5, 0.3), atol=1e-6)
+
+
+def test_a_held_out_teacher_answers_only_for_its_fold_and_every_image_needs_a_teacher(faces_and_mirrors):
+    images, labels = faces_and_mirrors  # 12 images: fold 1 of 2 is images 0, 2, 4, ..., fold 2 images 1, 3, 5, ...
+    first, second, everywhere = lopsided_teacher(1), lopsided_teacher(2), lopsided_teacher(3)
+    folds = [{"fold": 1, "folds": 2}, {"fold": 2, "folds": 2}]
+    crossed = teacher_targets([first, second], images, labels, 5, 0.5, folds)
+    alone = {name: teacher_targets([teacher], images, labels, 5, 0.5)
+             for name, teacher in (("first", first), ("second", second), ("everywhere", everywhere))}
+    np.testing.assert_allclose(crossed[0::2], alone["first"][0::2], atol=1e-6)
+    np.testing.assert_allclose(crossed[1::2], alone["second"][1::2], atol=1e-6)
+    # Beside a teacher trained on all images, a held-out one shares its fold's answers and leaves the rest.
+    mixed = teacher_targets([everywhere, second], images, labels, 5, 0.5, [None, folds[1]])
+    np.testing.assert_allclose(mixed[0::2], alone["everywhere"][0::2], atol=1e-6)
+    np.testing.assert_allclose(mixed[1::2], (alone["everywhere"][1::2] + alone["second"][1::2]) / 2, atol=1e-6)
+    with pytest.raises(ValueError, match="^6 training images have no teacher"):
+        teacher_targets([first], images, labels, 5, 0.5, folds[:1])
+
+
+def test_hold_out_trains_without_its_fold_and_the_model_remembers_it(tmp_path, monkeypatch, capsys):
+    from emotion.model import build_little_vgg, read_held_out
+    write_dataset(tmp_path / "train", per_class=4)
+    given = []
+    real_make_dataset = data_module.make_dataset
+
+    def capture(images, labels, *args, **kwargs):
+        given.append((images, labels))
+        return real_make_dataset(images, labels, *args, **kwargs)
+    monkeypatch.setattr(data_module, "make_dataset", capture)
+    monkeypatch.setattr("emotion.model.build_little_vgg", lambda classes, **_: build_little_vgg(
+        classes, widths=(4,) * 5, dense_widths=(8, 8)))
+    out = tmp_path / "teacher.h5"
+    assert load_script("training").main(["--train-dir", str(tmp_path / "train"), "--val-dir", str(tmp_path / "train"),
+                                         "--hold-out", "2/4", "--epochs", "1", "--precision", "float32",
+                                         "--model-out", str(out)]) == 0
+    assert "held out fold 2 of 4: training on 15 of 20 images" in capsys.readouterr().out
+    train = load_image_folder(tmp_path / "train", list(CLASSES))
+    np.testing.assert_array_equal(given[0][0], np.delete(train.images, [1, 5, 9, 13, 17], axis=0))
+    np.testing.assert_array_equal(given[0][1], np.delete(train.labels, [1, 5, 9, 13, 17]))
+    assert read_held_out(out) == {"fold": 2, "folds": 4, "images": 20}
+
+
+@pytest.mark.parametrize(("options", "error"), [
+    (["--hold-out", "3/2"], "error: --hold-out 3/2: give K/N, fold K of N folds (1 <= K <= N, N >= 2), e.g. 1/2"),
+    (["--hold-out", "1/1"], "error: --hold-out 1/1: give K/N, fold K of N folds (1 <= K <= N, N >= 2), e.g. 1/2"),
+    (["--teacher", "{half}"], ("error: 10 training images have no teacher: give a teacher for each held-out "
+                               "fold, or one trained on all images")),
+    (["--teacher", "{half}", "--max-per-class", "3"], ("error: --teacher {half} held out a fold of 20 training "
+                                                       "images, not of these 15: give the training images it was "
+                                                       "made with")),
+])
+def test_hold_out_and_held_out_teachers_that_cannot_work_are_refused_in_one_line(tmp_path, capsys, options, error):
+    from emotion.model import build_little_vgg, save_model
+    write_dataset(tmp_path / "train", per_class=4)
+    half = tmp_path / "half.h5"
+    save_model(build_little_vgg(5, widths=(4,) * 5, dense_widths=(8, 8)), half, list(CLASSES),
+               held_out={"fold": 1, "folds": 2, "images": 20})
+    options = [option.format(half=half) for option in options]
+    with pytest.raises(SystemExit) as stop:
+        load_script("training").main(["--train-dir", str(tmp_path / "train"), "--val-dir", str(tmp_path / "train"),
+                                      *options, "--model-out", str(tmp_path / "m.h5")])
+    assert stop.value.code == error.format(half=half)
+
+
+@pytest.mark.parametrize("record", ['{"fold": 3, "folds": 2, "images": 20}', '{"fold": 1, "folds": 2}', "1/2",
+                                    '{"fold": "1", "folds": 2, "images": 20}'])
+def test_a_teacher_with_a_damaged_held_out_record_is_refused_in_one_line(tmp_path, record):
+    import h5py
+
+    from emotion.model import build_little_vgg, read_held_out, save_model
+    teacher = tmp_path / "teacher.h5"
+    save_model(build_little_vgg(5, widths=(4,) * 5, dense_widths=(8, 8)), teacher, list(CLASSES))
+    assert read_held_out(teacher) is None
+    with h5py.File(teacher, "a") as file:
+        file.attrs["held_out"] = record
+    message = "its held_out attribute is not a JSON record of fold, folds and images"
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        read_held_out(teacher)
+    write_dataset(tmp_path / "train", per_class=1)
+    with pytest.raises(SystemExit) as stop:
+        load_script("training").main(["--train-dir", str(tmp_path / "train"), "--teacher", str(teacher),
+                                      "--model-out", str(tmp_path / "m.h5")])
+    assert stop.value.code == f"error: --teacher {teacher}: {message}"

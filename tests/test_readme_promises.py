@@ -744,6 +744,8 @@ OPTION_TESTS = {
     "--teacher": ["test_distill.py::test_training_py_trains_on_the_teachers_targets",
                   "test_backends.py::test_training_on_jax_without_tensorflow_saves_a_model_that_tensorflow_loads_unchanged",
                   "test_cli.py::test_init_from_or_teacher_refuses_a_model_of_other_classes"],
+    "--hold-out": ["test_distill.py::test_hold_out_trains_without_its_fold_and_the_model_remembers_it",
+                   "test_distill.py::test_hold_out_and_held_out_teachers_that_cannot_work_are_refused_in_one_line"],
     "--teacher-weight": ["test_distill.py::test_training_py_trains_on_the_teachers_targets",
                          "test_cli.py::test_a_teacher_weight_outside_0_to_half_is_refused"],
     "--patience": [test_patience_stops_after_that_many_epochs_without_a_better_validation_accuracy],
