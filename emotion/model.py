@@ -80,40 +80,41 @@ def save_model(model, path, class_names, held_out=None):
         raise
 
 
+def read_json_attribute(path, name, is_valid, expected):
+    """The root attribute name of a .h5 file parsed as JSON, or None when the file has none; ValueError ("its name
+    attribute is not expected") unless is_valid(value).
+
+    A damaged or hand-edited attribute must be refused here: a JSON string would give one class per letter, and
+    a number or non-JSON bytes would escape as TypeError or JSONDecodeError (tests/test_fuzz.py)."""
+    with h5py.File(path, "r") as file:
+        value = file.attrs.get(name)
+    if value is None:
+        return None
+    try:
+        value = json.loads(value)
+    except (TypeError, ValueError):
+        value = None
+    if not is_valid(value):
+        raise ValueError(f"its {name} attribute is not {expected}")
+    return value
+
+
 def read_held_out(path):
     """The held_out attribute of a .h5 ({"fold", "folds", "images"}; see save_model), or None for a model trained
     on all its training images; ValueError when it is not such a record."""
-    with h5py.File(path, "r") as file:
-        held_out = file.attrs.get("held_out")
-    if held_out is None:
-        return None
-    try:
-        held_out = json.loads(held_out)
-        fold, folds, images = held_out["fold"], held_out["folds"], held_out["images"]
-    except (TypeError, ValueError, KeyError):
-        raise ValueError("its held_out attribute is not a JSON record of fold, folds and images") from None
-    if not all(isinstance(value, int) for value in (fold, folds, images)) or not 1 <= fold <= folds:
-        raise ValueError("its held_out attribute is not a JSON record of fold, folds and images")
-    return held_out
+    def is_valid(record):
+        return (isinstance(record, dict) and all(isinstance(record.get(key), int) for key in ("fold", "folds", "images"))
+                and 1 <= record["fold"] <= record["folds"])
+    return read_json_attribute(path, "held_out", is_valid, "a JSON record of fold, folds and images")
 
 
 def read_class_names(path):
     """The class_names attribute of a .h5 file, or None when the file has none; ValueError when it is not a JSON
     list of distinct names."""
-    with h5py.File(path, "r") as file:
-        names = file.attrs.get("class_names")
-    if names is None:
-        return None
-    # A damaged or hand-edited attribute must be refused here: a JSON string would give one class per letter,
-    # and a number or non-JSON bytes would escape as TypeError or JSONDecodeError (tests/test_fuzz.py).
-    try:
-        names = json.loads(names)
-    except (TypeError, ValueError):
-        names = None
-    if not (isinstance(names, list) and names and all(isinstance(name, str) and name for name in names)
-            and len(set(names)) == len(names)):
-        raise ValueError("its class_names attribute is not a JSON list of distinct names")
-    return names
+    def is_valid(names):
+        return (isinstance(names, list) and names and all(isinstance(name, str) and name for name in names)
+                and len(set(names)) == len(names))
+    return read_json_attribute(path, "class_names", is_valid, "a JSON list of distinct names")
 
 
 def load_model(path):
