@@ -2,10 +2,13 @@
 
     python benchmarks/ensemble.py --model Emotion_little_vgg.h5 --model runs/long/Emotion_little_vgg.h5
     python benchmarks/ensemble.py --model A.h5 --model B.h5 --train-sample 3000
+    python benchmarks/ensemble.py --model runs/fold1/Emotion_little_vgg.h5 --train-sample 6000
 
 Every model is mirror-averaged, as the teachers' answers are; the ensemble is the mean of their answers, what
 `--teacher A --teacher B` blends into the training targets. --train-sample also scores that ensemble on a random
-sample of the training images: answers that merely repeat the labels there teach a student nothing new.
+sample of the training images: answers that merely repeat the labels there teach a student nothing new. A model
+trained with --hold-out is also scored apart on the sampled images of its held-out fold, which it never saw, and
+on the others.
 """
 import argparse
 import shlex
@@ -21,8 +24,8 @@ load_quietly()
 
 import numpy as np
 
-from emotion.data import DatasetError, load_image_folder
-from emotion.model import ModelFileError, load_model
+from emotion.data import DatasetError, fold_mask, load_image_folder
+from emotion.model import ModelFileError, load_model, read_held_out
 from emotion.report import summarise
 from emotion.train import ensemble_answers
 
@@ -62,9 +65,22 @@ def main():
                                                  replace=False)
         images, labels = train.images[chosen], train.labels[chosen]
         ensemble = ensemble_answers([model for model, _ in models], images)
-        print(f"\non {len(chosen)} random training images from {args.train_dir.resolve()}, the ensemble agrees with "
-              f"the label on {np.mean(ensemble.argmax(axis=1) == labels):.1%} and gives the true class "
-              f"{ensemble[np.arange(len(labels)), labels].mean():.2f} on average")
+        print(f"\non {len(chosen)} random training images from {args.train_dir.resolve()}, the ensemble "
+              f"{agreement(ensemble, labels)}")
+        for path, (model, _) in zip(args.model, models, strict=True):
+            fold = read_held_out(path)
+            if fold and fold["images"] == len(train.labels):
+                unseen = fold_mask(len(train.labels), fold["fold"], fold["folds"])[chosen]
+                answers = ensemble_answers([model], images)
+                for part, name in ((unseen, "never saw"), (~unseen, "trained on")):
+                    print(f"{path} (held out fold {fold['fold']} of {fold['folds']}), on the {part.sum()} of them "
+                          f"it {name}: {agreement(answers[part], labels[part])}")
+
+
+def agreement(answers, labels):
+    """How far answers repeat labels: the share whose top class is the label, and the label's mean score."""
+    return (f"agrees with the label on {np.mean(answers.argmax(axis=1) == labels):.1%} and gives the true class "
+            f"{answers[np.arange(len(labels)), labels].mean():.2f} on average")
 
 
 def print_row(name, metrics):
