@@ -25,6 +25,10 @@ def parse_args(argv=None):
                         "(Training rows train, PublicTest rows validate)")
     parser.add_argument("--classes", default=",".join(DEFAULT_CLASS_NAMES),
                         help="comma-separated class folders to use; other folders are ignored")
+    parser.add_argument("--extra-classes", default="", metavar="NAMES",
+                        help="comma-separated class folders that are also learnt from the training images, but "
+                        "that the saved model does not answer (e.g. fear,disgust): their faces still teach the "
+                        "network, and each answer is as if the face showed one of --classes")
     parser.add_argument("--epochs", type=int, default=60, help="most epochs to train (early stopping may end sooner)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per training step")
     parser.add_argument("--learning-rate", type=float, default=2e-3, help="peak AdamW learning rate")
@@ -63,8 +67,14 @@ def parse_args(argv=None):
     parser.add_argument("--resume", action="store_true", help="continue the interrupted run that wrote --model-out")
     args = parser.parse_args(argv)
     args.classes = [name.strip().lower() for name in args.classes.split(",") if name.strip()]
+    args.extra_classes = [name.strip().lower() for name in args.extra_classes.split(",") if name.strip()]
     if len(args.classes) < 2:
         raise SystemExit("error: --classes needs at least two class names")
+    if set(args.extra_classes) & set(args.classes):
+        raise SystemExit("error: --extra-classes must not repeat a class of --classes")
+    if args.extra_classes and (args.teacher or args.init_from):
+        raise SystemExit("error: --extra-classes cannot be combined with --teacher or --init-from, whose models "
+                         "answer only --classes")
     if args.epochs < 1 or args.batch_size < 1:
         raise SystemExit("error: --epochs and --batch-size must be at least 1")
     if args.mixup < 0:
@@ -114,7 +124,11 @@ def export(best_checkpoint, model_out, class_names, held_out=None):
     trained = keras.saving.load_model(best_checkpoint, compile=False)
     keras.mixed_precision.set_global_policy("float32")
     model = build_little_vgg(len(class_names))
-    model.set_weights(trained.get_weights())
+    weights = trained.get_weights()
+    # Outputs of --extra-classes are dropped: the softmax over the rest is then the answer given that the face
+    # shows one of class_names.
+    weights[-2], weights[-1] = weights[-2][:, :len(class_names)], weights[-1][:len(class_names)]
+    model.set_weights(weights)
     try:
         save_model(model, model_out, class_names, held_out)
     except OSError as error:
@@ -205,14 +219,15 @@ def main(argv=None):
     teacher_folds = [held_out_fold(path) for path in args.teacher or ()]
 
     keras.utils.set_random_seed(args.seed)
+    learnt = args.classes + args.extra_classes
     try:
         if args.csv:
-            splits = load_fer_csv(args.csv, args.classes, args.max_per_class)
-            train, val = splits["Training"], splits["PublicTest"]
+            splits = load_fer_csv(args.csv, learnt, args.max_per_class)
+            train, val = splits["Training"], splits["PublicTest"].first_classes(len(args.classes))
             for split, name in ((train, "Training"), (val, "PublicTest")):
                 check_every_class_present(split, f"{args.csv} ({name} rows)")
         else:
-            train = load_image_folder(args.train_dir, args.classes, args.max_per_class, desc="reading training images")
+            train = load_image_folder(args.train_dir, learnt, args.max_per_class, desc="reading training images")
             val = load_image_folder(args.val_dir, args.classes, args.max_per_class, desc="reading validation images")
     except DatasetError as error:
         raise SystemExit(f"error: {error}") from None
@@ -253,20 +268,20 @@ def main(argv=None):
     replicas = strategy.num_replicas_in_sync if strategy else 1
     batch_size = args.batch_size * replicas
     if on_tensorflow:
-        train_data = make_dataset(train.images, targets, len(args.classes), batch_size, training=True,
+        train_data = make_dataset(train.images, targets, len(learnt), batch_size, training=True,
                                   seed=args.seed, camera_artefacts=args.camera_artefacts, mixup=args.mixup)
-        val_data = make_dataset(val.images, val.labels, len(args.classes), batch_size)
+        val_data = make_dataset(val.images, val.labels, len(learnt), batch_size)
     else:
-        train_data = FaceBatches(train.images, targets, len(args.classes), batch_size, training=True, seed=args.seed,
+        train_data = FaceBatches(train.images, targets, len(learnt), batch_size, training=True, seed=args.seed,
                                  mixup=args.mixup, workers=4)
-        val_data = FaceBatches(val.images, val.labels, len(args.classes), batch_size)
+        val_data = FaceBatches(val.images, val.labels, len(learnt), batch_size)
     steps_per_epoch = -(-len(train.labels) // batch_size)
     pipeline_ms = time_input_pipeline(train_data)
     print(f"{keras.backend.backend()}, precision {precision}, {replicas} replica(s), batch {batch_size}, "
           f"input pipeline {pipeline_ms:.1f} ms/batch")
 
     with strategy.scope() if strategy else contextlib.nullcontext():
-        model = compile_model(build_little_vgg(len(args.classes)), args.learning_rate, steps_per_epoch,
+        model = compile_model(build_little_vgg(len(learnt)), args.learning_rate, steps_per_epoch,
                               args.epochs, args.label_smoothing, args.weight_averaging)
     if initial_weights:
         model.set_weights(initial_weights)
@@ -282,7 +297,7 @@ def main(argv=None):
     try:
         with stopped_by_signals():
             model.fit(train_data, validation_data=val_data, epochs=args.epochs, callbacks=callbacks,
-                      class_weight=class_weights(train.labels, len(args.classes), args.class_weight_power))
+                      class_weight=class_weights(train.labels, len(learnt), args.class_weight_power))
     except KeyboardInterrupt:
         print(f"\ninterrupted: the last completed epoch is in {paths['backup']} (continue with --resume)")
         if paths["best"].exists():

@@ -43,6 +43,11 @@ class ImageFolder:
         counts = Counter(self.labels.tolist())
         return {name: counts[index] for index, name in enumerate(self.class_names)}
 
+    def first_classes(self, count):
+        """This split with only the images of its first count classes."""
+        kept = self.labels < count
+        return ImageFolder(self.images[kept], self.labels[kept], self.class_names[:count], self.skipped)
+
 
 def read_face_image(path):
     """Any image OpenCV reads -> uint8 (48, 48) grey, or None when the file is not a readable image."""

@@ -269,6 +269,65 @@ def test_mixup_blends_the_training_targets_and_must_not_be_negative(trainer, fol
     assert outcome == "error: --mixup must be 0 (off) or more"
 
 
+def test_extra_classes_are_learnt_from_the_training_images_but_not_validated(trainer, tmp_path, capsys, at_fit):
+    names = ("angry", "happy", "neutral", "sad", "surprise")
+    write_classes(tmp_path / "train", {**dict.fromkeys(names, 2), "fear": 3, "disgust": 1})
+    write_classes(tmp_path / "val", {**dict.fromkeys(names, 1), "fear": 1}, seed=1)
+    outcome, out, _ = train(trainer, capsys, "--train-dir", tmp_path / "train", "--val-dir", tmp_path / "val",
+                            "--extra-classes", "fear,disgust", "--precision", "float32", "--model-out",
+                            tmp_path / "m.h5")
+    assert outcome == "fit"
+    assert "training: 14 images (angry 2, happy 2, neutral 2, sad 2, surprise 2, fear 3, disgust 1)" in out
+    assert "validation: 5 images (angry 1, happy 1, neutral 1, sad 1, surprise 1)" in out
+    assert at_fit["model"].output_shape == (None, 7)
+    assert sorted(at_fit["class_weight"]) == list(range(7))
+    labels = np.concatenate([batch[1].numpy() for batch in at_fit["data"]]).argmax(axis=1)
+    assert sorted(labels.tolist()) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 5, 6]
+    val_labels = np.concatenate([batch[1].numpy() for batch in at_fit["validation_data"]])
+    assert val_labels.shape == (5, 7) and sorted(val_labels.argmax(axis=1).tolist()) == [0, 1, 2, 3, 4]
+
+
+def test_extra_classes_from_the_kaggle_csv_train_but_leave_its_public_test_rows_out(trainer, tmp_path, capsys,
+                                                                                     at_fit):
+    from tests.test_data import pixels_of, write_fer_csv
+    kaggle_ids = {"angry": 0, "fear": 2, "happy": 3, "sad": 4}
+    rows = [(kaggle_ids[name], pixels_of(label, seed), usage) for label, name in enumerate(kaggle_ids)
+            for seed, usage in enumerate(["Training"] * 3 + ["PublicTest"] * 2)]
+    outcome, out, _ = train(trainer, capsys, "--csv", write_fer_csv(tmp_path / "fer2013.csv", rows), "--classes",
+                            "angry,happy,sad", "--extra-classes", "fear", "--precision", "float32", "--model-out",
+                            tmp_path / "m.h5")
+    assert outcome == "fit"
+    assert "training: 12 images (angry 3, happy 3, sad 3, fear 3)" in out
+    assert "validation: 6 images (angry 2, happy 2, sad 2)" in out
+
+
+def test_the_saved_model_answers_as_if_the_face_showed_one_of_the_classes(trainer, tmp_path):
+    import keras
+    trained = narrow_little_vgg(model_module.build_little_vgg)(7)
+    rng = np.random.default_rng(3)
+    trained.set_weights([rng.normal(0, 0.3, weight.shape).astype(np.float32) for weight in trained.get_weights()])
+    keras.saving.save_model(trained, tmp_path / "best.h5")
+    names = ["angry", "happy", "neutral", "sad", "surprise"]
+    with pytest.MonkeyPatch.context() as patch, narrow_network(patch):
+        saved = trainer.export(tmp_path / "best.h5", tmp_path / "m.h5", names)
+    faces = np.stack([pattern_image(label, label) for label in range(5)])[..., None].astype(np.float32)
+    all_seven = trained.predict(faces, verbose=0)
+    given_five = all_seven[:, :5] / all_seven[:, :5].sum(axis=1, keepdims=True)
+    assert not np.allclose(all_seven[:, :5], given_five, atol=1e-3)  # the two extra classes had a real share
+    np.testing.assert_allclose(saved.predict(faces, verbose=0), given_five, atol=1e-5)
+    assert model_module.load_model(tmp_path / "m.h5")[1] == names
+
+
+@pytest.mark.parametrize(("options", "error"), [
+    (["--extra-classes", "fear,Sad"], "error: --extra-classes must not repeat a class of --classes"),
+    (["--extra-classes", "fear", "--teacher", "t.h5"], ("error: --extra-classes cannot be combined with --teacher "
+                                                        "or --init-from, whose models answer only --classes")),
+])
+def test_extra_classes_that_cannot_work_are_refused_in_one_line(trainer, folders, tmp_path, capsys, options, error):
+    outcome, _, _ = train(trainer, capsys, *from_folders(folders, tmp_path, *options))
+    assert outcome == error
+
+
 @pytest.mark.parametrize(("precision", "hardware_bfloat16", "expected"), [
     ("auto", False, "float32"), ("auto", True, "mixed_bfloat16"), ("mixed_bfloat16", False, "mixed_bfloat16")])
 def test_precision_sets_the_compute_type_auto_by_the_hardware(trainer, folders, tmp_path, capsys, at_fit,
@@ -738,6 +797,9 @@ OPTION_TESTS = {
     "--label-smoothing": [test_label_smoothing_is_the_share_of_each_target_spread_over_the_classes],
     "--camera-artefacts": [test_seed_sets_the_starting_weights_and_camera_artefacts_change_only_the_augmented_images],
     "--mixup": [test_mixup_blends_the_training_targets_and_must_not_be_negative],
+    "--extra-classes": [test_extra_classes_are_learnt_from_the_training_images_but_not_validated,
+                        test_extra_classes_from_the_kaggle_csv_train_but_leave_its_public_test_rows_out,
+                        test_extra_classes_that_cannot_work_are_refused_in_one_line],
     "--weight-averaging": ["test_cli.py::test_init_from_starts_at_a_trained_model_and_weight_averaging_keeps_near_it"],
     "--init-from": ["test_cli.py::test_init_from_starts_at_a_trained_model_and_weight_averaging_keeps_near_it",
                     "test_cli.py::test_init_from_or_teacher_refuses_a_model_of_other_classes"],
