@@ -90,10 +90,27 @@ def parse_args(argv=None):
     return args
 
 
-def hardware_has_bfloat16():
-    """True where bfloat16 maths is native: any GPU or TPU, or a CPU with AVX-512 BF16 / AMX (Linux flags)."""
+def gpu_compute_capability():
+    """(major, minor) CUDA compute capability of the first GPU, as the Keras backend reports it; (0, 0) where it
+    reports none (a GPU of another maker)."""
     import keras
-    if not keras.distribution.list_devices()[0].startswith("cpu"):  # Keras lists accelerators first, if any
+    if keras.backend.backend() == "jax":
+        import jax
+        capability = getattr(jax.devices("gpu")[0], "compute_capability", "0.0")  # a string, "8.6"
+        return tuple(int(part) for part in capability.split("."))
+    import tensorflow as tf
+    details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+    return tuple(details.get("compute_capability", (0, 0)))
+
+
+def hardware_has_bfloat16():
+    """True where bfloat16 maths is native: a TPU, an NVIDIA GPU from Ampere on (compute capability 8.0: older
+    ones, such as the T4 and V100, emulate it slowly), or a CPU with AVX-512 BF16 / AMX (Linux flags)."""
+    import keras
+    device = keras.distribution.list_devices()[0]  # Keras lists accelerators first, if any
+    if device.startswith("gpu"):
+        return gpu_compute_capability() >= (8, 0)
+    if not device.startswith("cpu"):
         return True
     try:
         flags = Path("/proc/cpuinfo").read_text()

@@ -341,15 +341,38 @@ def test_precision_sets_the_compute_type_auto_by_the_hardware(trainer, folders, 
     assert conv.variable_dtype == "float32"
 
 
-@pytest.mark.parametrize(("devices", "cpu_flags", "expected"), [
-    (["cpu:0"], "fpu sse avx2 avx512f", False), (["cpu:0"], "fpu avx512f avx512_bf16", True),
-    (["cpu:0"], "fpu amx_bf16 amx_tile", True), (["gpu:0", "gpu:1"], "fpu sse", True), (["tpu:0"], "fpu sse", True)])
-def test_bfloat16_hardware_is_a_gpu_or_a_cpu_with_avx512_bf16_or_amx(trainer, monkeypatch, devices, cpu_flags,
-                                                                      expected):
+@pytest.mark.parametrize(("devices", "gpu", "cpu_flags", "expected"), [
+    (["cpu:0"], None, "fpu sse avx2 avx512f", False), (["cpu:0"], None, "fpu avx512f avx512_bf16", True),
+    (["cpu:0"], None, "fpu amx_bf16 amx_tile", True), (["tpu:0"], None, "fpu sse", True),
+    (["gpu:0", "gpu:1"], (8, 0), "fpu sse", True),  # A100s
+    (["gpu:0"], (7, 5), "fpu avx512f avx512_bf16", False)])  # a T4, in a machine whose CPU has bfloat16
+def test_bfloat16_hardware_is_an_ampere_gpu_a_tpu_or_a_cpu_with_avx512_bf16_or_amx(trainer, monkeypatch, devices, gpu,
+                                                                                   cpu_flags, expected):
     import keras
     monkeypatch.setattr(keras.distribution, "list_devices", lambda device_type=None: devices)
+    monkeypatch.setattr(trainer, "gpu_compute_capability", lambda: gpu)
     monkeypatch.setattr(Path, "read_text", lambda path, *args, **kwargs: f"processor : 0\nflags : {cpu_flags}\n")
     assert trainer.hardware_has_bfloat16() is expected
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+@pytest.mark.parametrize(("reported", "expected"), [("7.5", (7, 5)), ("8.0", (8, 0)), ("12.0", (12, 0)), (None, (0, 0))])
+def test_a_gpus_compute_capability_comes_from_the_keras_backend(trainer, monkeypatch, backend, reported, expected):
+    import types
+
+    import jax
+    import keras
+    import tensorflow as tf
+    monkeypatch.setattr(keras.backend, "backend", lambda: backend)
+    gpu = types.SimpleNamespace(platform="gpu")
+    if reported:
+        gpu.compute_capability = reported
+    monkeypatch.setattr(jax, "devices", lambda kind=None: [gpu] if kind == "gpu" else [])
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+    details = {"device_name": "NVIDIA"} | ({"compute_capability": tuple(map(int, reported.split(".")))}
+                                           if reported else {})
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda device: details)
+    assert trainer.gpu_compute_capability() == expected
 
 
 def test_resume_without_a_backup_starts_a_new_run_and_a_backup_without_resume_stops_the_run(
