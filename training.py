@@ -211,6 +211,7 @@ def main(argv=None):
     from emotion.report import evaluate, report_paths, write_report
     from emotion.train import (
         ThroughputLogger,
+        best_checkpoint,
         best_logged,
         choose_strategy,
         compile_model,
@@ -305,8 +306,7 @@ def main(argv=None):
     callbacks = [
         ThroughputLogger(len(train.labels), steps_per_epoch, pipeline_ms),
         keras.callbacks.BackupAndRestore(str(paths["backup"]), double_checkpoint=True),
-        keras.callbacks.ModelCheckpoint(str(paths["best"]), monitor="val_accuracy", save_best_only=True,
-                                        initial_value_threshold=best_logged(paths["history"]) if args.resume else None),
+        *best_checkpoint(paths["best"], best_logged(paths["history"]) if args.resume else None),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=args.patience),
         keras.callbacks.CSVLogger(str(paths["history"]), append=args.resume),
         keras.callbacks.TerminateOnNaN(),

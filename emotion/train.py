@@ -3,6 +3,7 @@ import csv
 import json
 import os
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -100,6 +101,24 @@ class ThroughputLogger(keras.callbacks.Callback):
         logs["input_share"] = self.pipeline_ms_per_batch / step_ms
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(
             self.model.optimizer.learning_rate))
+
+
+def best_checkpoint(path, initial_best=None):
+    """Callbacks that keep the epoch of best validation accuracy at path (a .h5 file).
+
+    Each new best is written beside path, then renamed over it: a crash or kill mid-save leaves the earlier
+    best whole. initial_best: the best so far of a resumed run, which a new checkpoint must beat.
+    """
+    path = Path(path)
+    saving = path.with_name(f"{path.stem}.saving{path.suffix}")
+
+    def keep_saved(epoch, logs):
+        if saving.exists():
+            saving.replace(path)
+
+    return [keras.callbacks.ModelCheckpoint(str(saving), monitor="val_accuracy", mode="max", save_best_only=True,
+                                            initial_value_threshold=initial_best),
+            keras.callbacks.LambdaCallback(on_epoch_end=keep_saved)]
 
 
 def best_logged(history_csv, metric="val_accuracy"):

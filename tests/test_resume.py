@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 
@@ -120,6 +121,44 @@ def test_export_rebuilds_the_best_checkpoint_in_float32_with_its_class_names(tmp
         np.testing.assert_array_equal(saved, trained)
     faces = np.random.default_rng(0).integers(0, 255, (2, 48, 48, 1)).astype(np.float32)
     np.testing.assert_allclose(exported(faces, training=False), model(faces, training=False), atol=1e-6)
+
+
+def test_a_crash_while_saving_a_new_best_leaves_the_earlier_best_whole(tmp_path, monkeypatch):
+    import keras
+    import numpy as np
+
+    from emotion.model import build_little_vgg
+    from emotion.train import best_checkpoint
+    model = build_little_vgg(5, widths=(4,) * 5, dense_widths=(8, 8))
+    best = tmp_path / "m.best.h5"
+    callbacks = keras.callbacks.CallbackList(best_checkpoint(best, initial_best=0.3), model=model)
+
+    def saved_weights():
+        return keras.saving.load_model(best, compile=False).get_weights()
+
+    callbacks.on_epoch_end(0, {"val_accuracy": 0.2})  # below a resumed run's best so far: not kept
+    assert not best.exists()
+    first = model.get_weights()
+    callbacks.on_epoch_end(1, {"val_accuracy": 0.5})
+    model.set_weights([weight + 1 for weight in first])
+    callbacks.on_epoch_end(2, {"val_accuracy": 0.4})  # not better: the best stays epoch 1's
+    for kept, weight in zip(saved_weights(), first, strict=True):
+        np.testing.assert_array_equal(kept, weight)
+
+    def killed_mid_save(self, filepath, *args, **kwargs):
+        Path(filepath).write_bytes(b"\x89HDF\r\n\x1a\n half a file")
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(keras.Model, "save", killed_mid_save)
+        with pytest.raises(KeyboardInterrupt):
+            callbacks.on_epoch_end(3, {"val_accuracy": 0.6})
+    for kept, weight in zip(saved_weights(), first, strict=True):
+        np.testing.assert_array_equal(kept, weight)
+    callbacks.on_epoch_end(4, {"val_accuracy": 0.7})  # the next best replaces it, and the half file with it
+    for kept, weight in zip(saved_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(kept, weight)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["m.best.h5"]
 
 
 def test_init_from_takes_a_models_weights_only_for_the_same_classes_in_the_same_order(tmp_path):
