@@ -25,7 +25,7 @@ def parse_args(argv=None):
                         "(Training rows train, PublicTest rows validate)")
     parser.add_argument("--classes", default=",".join(DEFAULT_CLASS_NAMES),
                         help="comma-separated class folders to use; other folders are ignored")
-    parser.add_argument("--extra-classes", default="", metavar="NAMES",
+    parser.add_argument("--extra-classes", default=None, metavar="NAMES",
                         help="comma-separated class folders that are also learnt from the training images, but "
                         "that the saved model does not answer (e.g. fear,disgust): their faces still teach the "
                         "network, and each answer is as if the face showed one of --classes")
@@ -67,10 +67,11 @@ def parse_args(argv=None):
     parser.add_argument("--resume", action="store_true", help="continue the interrupted run that wrote --model-out")
     args = parser.parse_args(argv)
     args.classes = [name.strip().lower() for name in args.classes.split(",") if name.strip()]
-    args.extra_classes = [name.strip().lower() for name in args.extra_classes.split(",") if name.strip()]
+    if args.extra_classes:
+        args.extra_classes = [name.strip().lower() for name in args.extra_classes.split(",") if name.strip()]
     if len(args.classes) < 2:
         raise SystemExit("error: --classes needs at least two class names")
-    if set(args.extra_classes) & set(args.classes):
+    if args.extra_classes and set(args.extra_classes) & set(args.classes):
         raise SystemExit("error: --extra-classes must not repeat a class of --classes")
     if args.extra_classes and (args.teacher or args.init_from):
         raise SystemExit("error: --extra-classes cannot be combined with --teacher or --init-from, whose models "
@@ -237,7 +238,7 @@ def main(argv=None):
     teacher_folds = [held_out_fold(path) for path in args.teacher or ()]
 
     keras.utils.set_random_seed(args.seed)
-    learnt = args.classes + args.extra_classes
+    learnt = args.classes + (args.extra_classes or [])
     try:
         if args.csv:
             splits = load_fer_csv(args.csv, learnt, args.max_per_class)
