@@ -15,6 +15,9 @@ from pathlib import Path
 from emotion.console import load_quietly
 from emotion.constants import DEFAULT_CLASS_NAMES
 
+# Peak learning rate of each --optimizer: SGD's steps are not scaled per weight as Adam's are, so it needs larger.
+DEFAULT_LEARNING_RATES = {"adamw": 2e-3, "sgd": 1e-2}
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
@@ -31,7 +34,11 @@ def parse_args(argv=None):
                         "network, and each answer is as if the face showed one of --classes")
     parser.add_argument("--epochs", type=int, default=60, help="most epochs to train (early stopping may end sooner)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per training step")
-    parser.add_argument("--learning-rate", type=float, default=2e-3, help="peak AdamW learning rate")
+    parser.add_argument("--optimizer", choices=tuple(DEFAULT_LEARNING_RATES), default="adamw",
+                        help="adamw, or sgd: SGD with Nesterov momentum 0.9 and weight decay 5e-4")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="peak learning rate; None takes --optimizer's: " + ", ".join(
+                            f"{rate:g} for {name}" for name, rate in DEFAULT_LEARNING_RATES.items()))
     parser.add_argument("--class-weight-power", type=float, default=0.5,
                         help="weigh classes by (mean count / class count) ** this: 1 balances fully, 0 not at all")
     parser.add_argument("--label-smoothing", type=float, default=0.1, help="share of each target spread over classes")
@@ -67,6 +74,8 @@ def parse_args(argv=None):
     parser.add_argument("--resume", action="store_true", help="continue the interrupted run that wrote --model-out")
     args = parser.parse_args(argv)
     args.classes = [name.strip().lower() for name in args.classes.split(",") if name.strip()]
+    if args.learning_rate is None:
+        args.learning_rate = DEFAULT_LEARNING_RATES[args.optimizer]
     if args.extra_classes:
         args.extra_classes = [name.strip().lower() for name in args.extra_classes.split(",") if name.strip()]
     if len(args.classes) < 2:
@@ -301,7 +310,7 @@ def main(argv=None):
 
     with strategy.scope() if strategy else contextlib.nullcontext():
         model = compile_model(build_little_vgg(len(learnt)), args.learning_rate, steps_per_epoch,
-                              args.epochs, args.label_smoothing, args.weight_averaging)
+                              args.epochs, args.label_smoothing, args.weight_averaging, args.optimizer)
     if initial_weights:
         model.set_weights(initial_weights)
     callbacks = [

@@ -236,6 +236,20 @@ def test_label_smoothing_is_the_share_of_each_target_spread_over_the_classes(tra
     assert float(at_fit["model"].loss(truth, predicted)) == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.parametrize(("options", "kind", "peak"), [
+    ([], "AdamW", 2e-3), (["--optimizer", "sgd"], "SGD", 1e-2), (["--optimizer", "sgd", "--learning-rate", 0.03], "SGD", 0.03)])
+def test_optimizer_chooses_adamw_or_nesterov_sgd_each_with_its_own_peak_learning_rate(
+        trainer, folders, tmp_path, capsys, at_fit, options, kind, peak):
+    outcome, _, _ = train(trainer, capsys, *from_folders(folders, tmp_path, "--precision", "float32", *options))
+    assert outcome == "fit"
+    optimizer = at_fit["model"].optimizer
+    assert type(optimizer).__name__ == kind
+    if kind == "SGD":
+        assert (optimizer.momentum, optimizer.nesterov, optimizer.weight_decay) == (0.9, True, 5e-4)
+    # The first step is the start of the warm-up, a tenth of the peak.
+    assert float(optimizer.learning_rate) == pytest.approx(peak / 10)
+
+
 def test_seed_sets_the_starting_weights_and_camera_artefacts_change_only_the_augmented_images(
         trainer, folders, tmp_path, capsys, at_fit):
     runs = {}
@@ -816,7 +830,9 @@ OPTION_TESTS = {
                  "test_resume.py::test_kill_9_mid_run_then_resume_continues_schedule_and_epochs"],
     "--class-weight-power": [test_class_weight_power_weighs_the_rarer_classes_up],
     "--batch-size": [test_batch_size_is_the_images_per_step_of_each_replica],
-    "--learning-rate": [test_learning_rate_is_the_peak_after_one_warm_up_epoch_then_decays_over_epochs],
+    "--learning-rate": [test_learning_rate_is_the_peak_after_one_warm_up_epoch_then_decays_over_epochs,
+                        test_optimizer_chooses_adamw_or_nesterov_sgd_each_with_its_own_peak_learning_rate],
+    "--optimizer": [test_optimizer_chooses_adamw_or_nesterov_sgd_each_with_its_own_peak_learning_rate],
     "--label-smoothing": [test_label_smoothing_is_the_share_of_each_target_spread_over_the_classes],
     "--camera-artefacts": [test_seed_sets_the_starting_weights_and_camera_artefacts_change_only_the_augmented_images],
     "--mixup": [test_mixup_blends_the_training_targets_and_must_not_be_negative],
