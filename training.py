@@ -164,6 +164,14 @@ def export(best_checkpoint, model_out, class_names, held_out=None):
     return model
 
 
+def remove_checkpoints(paths):
+    """Once the model is saved: remove the best checkpoint, a half-written one that a kill mid-save left (a later
+    best would have replaced it), and the backup of the last epoch."""
+    for checkpoint in (paths["best"], paths["best_saving"]):
+        checkpoint.unlink(missing_ok=True)
+    shutil.rmtree(paths["backup"], ignore_errors=True)
+
+
 def trained_model(path, class_names, option):
     """The trained model at path, refused (naming option) unless it was trained on class_names in that order."""
     from emotion.model import ModelFileError, load_model
@@ -316,7 +324,7 @@ def main(argv=None):
     callbacks = [
         ThroughputLogger(len(train.labels), steps_per_epoch, pipeline_ms),
         keras.callbacks.BackupAndRestore(str(paths["backup"]), double_checkpoint=True),
-        *best_checkpoint(paths["best"], best_logged(paths["history"]) if args.resume else None),
+        *best_checkpoint(paths["best"], paths["best_saving"], best_logged(paths["history"]) if args.resume else None),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=args.patience),
         keras.callbacks.CSVLogger(str(paths["history"]), append=args.resume),
         keras.callbacks.TerminateOnNaN(),
@@ -335,8 +343,7 @@ def main(argv=None):
         raise SystemExit("error: training produced no checkpoint (did the loss become NaN?)")
 
     model = export(paths["best"], model_out, args.classes, args.hold_out)
-    paths["best"].unlink()
-    shutil.rmtree(paths["backup"], ignore_errors=True)
+    remove_checkpoints(paths)
     metrics = evaluate(model, val.images, val.labels, args.classes)
     write_report(metrics, model_out)
     print(f"saved {model_out}: validation accuracy {metrics['accuracy']:.1%} "

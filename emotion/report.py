@@ -90,7 +90,8 @@ def report_paths(model_path):
     stem = model_path.with_suffix("")
     return {"metrics": Path(f"{stem}.metrics.json"), "curves": Path(f"{stem}.curves.png"),
             "confusion": Path(f"{stem}.confusion.png"), "history": Path(f"{stem}.log.csv"),
-            "best": Path(f"{stem}.best.h5"), "backup": Path(f"{stem}.backup")}
+            "best": Path(f"{stem}.best.h5"), "best_saving": Path(f"{stem}.best.saving.h5"),
+            "backup": Path(f"{stem}.backup")}
 
 
 def write_report(metrics, model_path):

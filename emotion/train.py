@@ -112,14 +112,13 @@ class ThroughputLogger(keras.callbacks.Callback):
             self.model.optimizer.learning_rate))
 
 
-def best_checkpoint(path, initial_best=None):
+def best_checkpoint(path, saving, initial_best=None):
     """Callbacks that keep the epoch of best validation accuracy at path (a .h5 file).
 
-    Each new best is written beside path, then renamed over it: a crash or kill mid-save leaves the earlier
+    Each new best is written to saving, then renamed over path: a crash or kill mid-save leaves the earlier
     best whole. initial_best: the best so far of a resumed run, which a new checkpoint must beat.
     """
-    path = Path(path)
-    saving = path.with_name(f"{path.stem}.saving{path.suffix}")
+    path, saving = Path(path), Path(saving)
 
     def keep_saved(epoch, logs):
         if saving.exists():

@@ -131,7 +131,8 @@ def test_a_crash_while_saving_a_new_best_leaves_the_earlier_best_whole(tmp_path,
     from emotion.train import best_checkpoint
     model = build_little_vgg(5, widths=(4,) * 5, dense_widths=(8, 8))
     best = tmp_path / "m.best.h5"
-    callbacks = keras.callbacks.CallbackList(best_checkpoint(best, initial_best=0.3), model=model)
+    callbacks = keras.callbacks.CallbackList(best_checkpoint(best, tmp_path / "m.best.saving.h5", initial_best=0.3),
+                                             model=model)
 
     def saved_weights():
         return keras.saving.load_model(best, compile=False).get_weights()
@@ -159,6 +160,20 @@ def test_a_crash_while_saving_a_new_best_leaves_the_earlier_best_whole(tmp_path,
     for kept, weight in zip(saved_weights(), model.get_weights(), strict=True):
         np.testing.assert_array_equal(kept, weight)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["m.best.h5"]
+
+
+def test_a_finished_run_removes_its_checkpoints_and_a_half_written_one_but_keeps_the_model_and_report(tmp_path):
+    import training
+    from emotion.report import report_paths
+    paths = report_paths(tmp_path / "m.h5")
+    kept = [tmp_path / "m.h5", paths["metrics"], paths["history"]]
+    for path in (*kept, paths["best"], paths["best_saving"], paths["backup"] / "latest.weights.h5"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"\x89HDF\r\n\x1a\n")
+    training.remove_checkpoints(paths)
+    assert sorted(tmp_path.iterdir()) == sorted(kept)
+    training.remove_checkpoints(paths)  # a run that never wrote some of them
+    assert sorted(tmp_path.iterdir()) == sorted(kept)
 
 
 def test_init_from_takes_a_models_weights_only_for_the_same_classes_in_the_same_order(tmp_path):
