@@ -123,7 +123,7 @@ def run_folder(args, folder):
 def run(args):
     """One source, as the options say: recognised, shown, written and logged; returns the exit code."""
     display = not args.no_display
-    load_quietly()
+    load_quietly(with_tensorflow=False)  # a model's LiteRT cache needs none; emotion.model loads it if needed
     from tqdm import tqdm
 
     from emotion.blazeface import DetectorError

@@ -29,7 +29,7 @@ import tensorflow as tf
 from emotion.constants import DEFAULT_MODEL_PATH
 from emotion.detect import HAAR_WINDOW, CascadeError, FaceDetector, crop_faces, to_gray
 from emotion.draw import draw_faces, draw_fps
-from emotion.model import ModelFileError
+from emotion.model import ModelFileError, load_model
 from emotion.recognizer import EmotionRecognizer
 from emotion.sources import SourceError, demo_frames, open_source, sample_face
 from emotion.track import FaceTracker
@@ -253,7 +253,7 @@ def main(argv=None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 1
         names = recognizer.class_names
-        naive_classify = predict_per_face(recognizer.model, len(names))
+        naive_classify = predict_per_face(load_model(args.model)[0], len(names))
         # First calls trace graphs, build predict functions and load BlazeFace: start-up, not the loop.
         for count in (1, 3):
             naive_classify(np.zeros((count, 48, 48, 1), np.float32))

@@ -8,7 +8,8 @@ def __getattr__(name):
     # Loaded on first use, so `python test.py --help` and emotion.constants stay free of TensorFlow.
     if name == "EmotionRecognizer":
         from .console import load_quietly
-        load_quietly()  # a user's script deserves the scripts' quiet start, without TensorFlow's chatter
+        # A user's script deserves the scripts' quiet start; TensorFlow, where needed, loads as quietly.
+        load_quietly(with_tensorflow=False)
         from .recognizer import EmotionRecognizer
         return EmotionRecognizer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

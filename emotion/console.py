@@ -16,16 +16,25 @@ def native_stderr_silenced():
         os.close(saved)
 
 
-def load_quietly():
-    """Import TensorFlow (when installed) and OpenCV with their logging turned down; call before anything else
-    imports them."""
+def load_quietly(with_tensorflow=True):
+    """Import OpenCV, and TensorFlow (when installed, and unless with_tensorflow is False), with their logging
+    turned down; call before anything else imports them."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    # TensorFlow prints CUDA and oneDNN notices while loading, before its log level applies.
-    with native_stderr_silenced():
-        try:
-            import tensorflow  # noqa: F401
-        except ImportError:  # training on another Keras backend (JAX on a GPU machine) needs none
-            pass
+    if with_tensorflow:
+        # TensorFlow prints CUDA and oneDNN notices while loading, before its log level applies.
+        with native_stderr_silenced():
+            try:
+                import tensorflow  # noqa: F401
+            except ImportError:  # training on another Keras backend (JAX on a GPU machine) needs none
+                pass
     import cv2
     # A missing camera makes OpenCV print a dozen lines of warnings; the scripts say it in one.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
+def import_keras():
+    """Keras, with TensorFlow under it loaded quietly. Imported only where a model is built, trained, loaded or
+    converted: loading TensorFlow takes seconds, and test.py with a cached LiteRT model needs neither."""
+    load_quietly()
+    import keras
+    return keras

@@ -10,10 +10,8 @@ import os
 from pathlib import Path
 
 import h5py
-import keras
-from keras import layers
-from keras.src.legacy.saving.legacy_h5_format import save_model_to_hdf5  # no public API writes to an h5py.File
 
+from .console import import_keras
 from .constants import DEFAULT_CLASS_NAMES, IMAGE_SIZE
 
 CONV_WIDTHS = (32, 64, 128, 256, 256)
@@ -23,6 +21,8 @@ DENSE_WIDTHS = (256, 128)
 def build_little_vgg(num_classes, widths=CONV_WIDTHS, dense_widths=DENSE_WIDTHS,
                      conv_dropout=0.1, dense_dropout=0.3):
     """Uncompiled model: (n, 48, 48, 1) raw 0-255 grey pixels -> (n, num_classes) softmax."""
+    keras = import_keras()
+    layers = keras.layers
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
     # Normalisation lives in the model so every caller feeds raw pixels and none can forget it.
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(inputs)
@@ -54,6 +54,8 @@ def save_model(model, path, class_names, held_out=None):
 
     held_out: for a model trained without one fold of its training images, {"fold", "folds", "images"} (see
     data.fold_mask), kept as the attribute held_out so that distilling asks it only about that fold."""
+    # No public API writes to an h5py.File.
+    from keras.src.legacy.saving.legacy_h5_format import save_model_to_hdf5
     path = Path(path)
     if len(class_names) != model.output_shape[-1]:
         raise ValueError(f"{len(class_names)} class names for {model.output_shape[-1]} outputs")
@@ -117,17 +119,38 @@ def read_class_names(path):
     return read_json_attribute(path, "class_names", is_valid, "a JSON list of distinct names")
 
 
-def load_model(path):
-    """(model, class_names) from a .h5; raises ModelFileError with a one-line reason."""
+def read_model_class_names(path):
+    """The class_names attribute of the model file at path, or None when it has none; raises ModelFileError when
+    the file is missing, not HDF5, or its attribute is damaged. Cheap: no Keras."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file {path} not found (train one with: python training.py)")
     try:
-        class_names = read_class_names(path)
+        return read_class_names(path)
     except OSError:
         raise ModelFileError(f"model file {path} is not a readable HDF5 file (truncated or another format?)") from None
     except ValueError as error:
         raise ModelFileError(f"model file {path} is damaged: {error}") from None
+
+
+def class_names_for_outputs(path, class_names, outputs):
+    """class_names (read_model_class_names) of the model at path, checked against its number of outputs; a file
+    without them, from before they were saved, is taken to answer the default classes (with a notice)."""
+    if class_names is None:
+        if outputs != len(DEFAULT_CLASS_NAMES):
+            raise ModelFileError(f"model {path} has {outputs} outputs and no class_names attribute")
+        print(f"notice: {path} has no class_names; assuming {', '.join(DEFAULT_CLASS_NAMES)}")
+        class_names = list(DEFAULT_CLASS_NAMES)
+    if len(class_names) != outputs:
+        raise ModelFileError(f"model {path} has {outputs} outputs but {len(class_names)} class names")
+    return class_names
+
+
+def load_model(path):
+    """(model, class_names) from a .h5; raises ModelFileError with a one-line reason."""
+    path = Path(path)
+    class_names = read_model_class_names(path)  # a wrong file fails here, before Keras takes seconds to load
+    keras = import_keras()
     try:
         # safe_mode stays on: a .h5 can hold Python code (Lambda layers) that must never run.
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
@@ -138,12 +161,4 @@ def load_model(path):
     if tuple(model.input_shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE, 1):
         raise ModelFileError(f"model {path} takes input {model.input_shape[1:]}, "
                              f"not {IMAGE_SIZE}x{IMAGE_SIZE} grey images")
-    outputs = model.output_shape[-1]
-    if class_names is None:
-        if outputs != len(DEFAULT_CLASS_NAMES):
-            raise ModelFileError(f"model {path} has {outputs} outputs and no class_names attribute")
-        print(f"notice: {path} has no class_names; assuming {', '.join(DEFAULT_CLASS_NAMES)}")
-        class_names = list(DEFAULT_CLASS_NAMES)
-    if len(class_names) != outputs:
-        raise ModelFileError(f"model {path} has {outputs} outputs but {len(class_names)} class names")
-    return model, class_names
+    return model, class_names_for_outputs(path, class_names, model.output_shape[-1])

@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 
 from .calibrate import ALPHA, NEUTRAL_TARGET, Calibration
-from .classify import EmotionClassifier, litert_from_keras
+from .classify import EmotionClassifier, cached_litert, converted_litert
 from .constants import DEFAULT_MODEL_PATH, DETECTORS, MIN_FACE, SCAN_EVERY
 from .detect import FaceDetector, crop_faces, expand_box, to_gray
-from .model import load_model
+from .model import class_names_for_outputs, load_model, read_model_class_names
 from .records import frame_record
 from .sources import SourceError, open_source
 from .track import FaceTracker, box_overlap, make_faces
@@ -43,15 +43,21 @@ class EmotionRecognizer:
             raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, not {detector!r}")
         if scan_every < 1 or min_face < 1:
             raise ValueError(f"scan_every and min_face must be 1 or more, not {scan_every} and {min_face}")
-        self.model, self.class_names = load_model(model)
+        # A model converted before runs from its LiteRT cache without Keras and TensorFlow: seconds sooner.
+        litert = cached_litert(model) if runtime == "litert" else None
+        if litert is not None:
+            keras_model = None
+            self.class_names = class_names_for_outputs(model, read_model_class_names(model), litert.outputs)
+        else:
+            keras_model, self.class_names = load_model(model)
+            litert = converted_litert(keras_model, model) if runtime == "litert" else None
         self.haar = FaceDetector(cascade, min_face=min_face) if detector == "haar" else None
         self.blazeface = None
         if detector == "blazeface" or (detector == "haar" and verify):
             from .blazeface import BlazeFace
             self.blazeface = BlazeFace()
-        litert = litert_from_keras(self.model, model) if runtime == "litert" else None
         self.runtime = "litert" if litert is not None else "keras"
-        self.classifier = EmotionClassifier(self.model, self.class_names, flip_average=flip_average, litert=litert)
+        self.classifier = EmotionClassifier(keras_model, self.class_names, flip_average=flip_average, litert=litert)
         self.detector, self.min_face, self.scan_every, self.margin = detector, min_face, scan_every, margin
         self.verify = verify and detector == "haar"  # BlazeFace's own boxes need no second opinion
         self.calibration = None  # a Calibration applied to every later score (see calibrate); None: raw scores
