@@ -210,8 +210,15 @@ def main(argv=None):
     args = parse_args(argv)
     model_out = Path(args.model_out)
     check_writable(model_out)
+    from emotion.report import report_paths
+    paths = report_paths(model_out)
+    if paths["backup"].exists() and not args.resume:
+        raise SystemExit(f"error: an interrupted run left {paths['backup']}: add --resume to continue it, "
+                         "or delete that folder to start over")
+    if args.resume and not paths["backup"].exists():
+        print(f"notice: nothing to resume in {paths['backup']}; starting a new run")
 
-    load_quietly()
+    load_quietly()  # TensorFlow takes seconds to load: the checks above answer before it
     import keras
 
     from emotion.data import (
@@ -226,7 +233,7 @@ def main(argv=None):
         make_dataset,
     )
     from emotion.model import build_little_vgg
-    from emotion.report import evaluate, report_paths, write_report
+    from emotion.report import evaluate, write_report
     from emotion.train import (
         ThroughputLogger,
         best_checkpoint,
@@ -240,13 +247,6 @@ def main(argv=None):
     on_tensorflow = keras.backend.backend() == "tensorflow"
     if args.camera_artefacts and not on_tensorflow:
         raise SystemExit(f"error: --camera-artefacts needs the TensorFlow backend, not {keras.backend.backend()}")
-
-    paths = report_paths(model_out)
-    if paths["backup"].exists() and not args.resume:
-        raise SystemExit(f"error: an interrupted run left {paths['backup']}: add --resume to continue it, "
-                         "or delete that folder to start over")
-    if args.resume and not paths["backup"].exists():
-        print(f"notice: nothing to resume in {paths['backup']}; starting a new run")
 
     initial_weights = None
     if args.init_from:

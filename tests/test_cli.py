@@ -219,7 +219,7 @@ def test_jobs_need_no_display_and_a_count_of_one_or_more(tmp_path):
     assert_one_line_error(run_script("test.py", "--source", tmp_path, "--jobs", 0, "--no-display"), "--jobs", code=2)
 
 
-def test_init_from_starts_at_a_trained_model_and_weight_averaging_keeps_near_it(tiny_model, tmp_path):
+def test_init_from_starts_at_a_trained_model_and_weight_averaging_keeps_near_it(trainer, tiny_model, tmp_path):
     import numpy as np
 
     from emotion.model import load_model
@@ -227,10 +227,11 @@ def test_init_from_starts_at_a_trained_model_and_weight_averaging_keeps_near_it(
 
     def trained_weights(*options):
         out = tmp_path / f"model{len(options)}.h5"
-        result = run_script("training.py", "--train-dir", tmp_path / "train", "--val-dir", tmp_path / "train",
-                            "--epochs", 1, "--batch-size", 8, "--precision", "float32", "--learning-rate", 0.05,
-                            "--init-from", tiny_model, "--seed", 7, "--model-out", out, *options)
-        assert result.returncode == 0, result.stderr
+        code = trainer.main([str(arg) for arg in (
+            "--train-dir", tmp_path / "train", "--val-dir", tmp_path / "train", "--epochs", 1, "--batch-size", 8,
+            "--precision", "float32", "--learning-rate", 0.05, "--init-from", tiny_model, "--seed", 7,
+            "--model-out", out, *options)])
+        assert code == 0
         return [np.asarray(w) for w in load_model(out)[0].trainable_weights]
 
     start = [np.asarray(w) for w in load_model(tiny_model)[0].trainable_weights]
