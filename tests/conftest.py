@@ -84,14 +84,16 @@ def write_video(path, frames, fps=30.0):
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    """A real .h5 that training.py trained for one epoch on synthetic folders."""
+def tiny_model(tmp_path_factory, trainer):
+    """A real .h5 that training.py trained for one epoch on synthetic folders (in this process: a new one would
+    spend seconds loading TensorFlow)."""
     root = tmp_path_factory.mktemp("tiny_model")
     write_dataset(root / "train", per_class=8)
     write_dataset(root / "val", per_class=3, seed=1)
-    result = run_script("training.py", "--train-dir", root / "train", "--val-dir", root / "val", "--epochs", 1,
-                        "--batch-size", 8, "--precision", "float32", "--model-out", root / "model.h5")
-    assert result.returncode == 0, result.stdout + result.stderr
+    code = trainer.main([str(arg) for arg in ("--train-dir", root / "train", "--val-dir", root / "val", "--epochs", 1,
+                                              "--batch-size", 8, "--precision", "float32",
+                                              "--model-out", root / "model.h5")])
+    assert code == 0
     return root / "model.h5"
 
 
