@@ -60,6 +60,15 @@ def convert_to_litert(model):
         return converter.convert()
 
 
+def litert_installed():
+    """True where the LiteRT runtime (ai-edge-litert) can be imported."""
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def litert_cache(model_path):
     """Where the LiteRT file derived from the .h5 at model_path is kept: beside it, named after a hash of its bytes
     (and of how it is converted), so a retrained model is converted again, never served stale."""
@@ -73,11 +82,7 @@ def cached_litert(model_path):
     LiteRT not installed. A damaged cache is None too, with a notice: it is converted again and replaced.
 
     A cache was written only after its .h5, these very bytes, loaded and passed load_model's checks."""
-    try:
-        import ai_edge_litert.interpreter  # noqa: F401
-    except ImportError:
-        return None
-    if not Path(model_path).is_file():
+    if not litert_installed() or not Path(model_path).is_file():
         return None
     cache = litert_cache(model_path)
     try:
@@ -93,9 +98,7 @@ def cached_litert(model_path):
 def converted_litert(model, model_path=None):
     """LiteRTModel converted from the Keras model, and cached beside model_path (litert_cache) when given; None
     where LiteRT is not installed."""
-    try:
-        import ai_edge_litert.interpreter  # noqa: F401
-    except ImportError:
+    if not litert_installed():
         return None
     flatbuffer = convert_to_litert(model)
     if model_path is not None and Path(model_path).is_file():
