@@ -157,7 +157,10 @@ def run(args):
     tracker = recognizer.tracker(smooth=not args.no_smoothing) if is_stream else None
     log, unwritable = None, None
     records = []
-    progress = tqdm(total=source.expected_frames, unit="frame",
+    expected_frames = source.expected_frames
+    if args.max_frames is not None:
+        expected_frames = min(args.max_frames, expected_frames or args.max_frames)
+    progress = tqdm(total=expected_frames, unit="frame",
                     disable=source.live or display or not getattr(args, "progress", True))
     player = Player(source, args.output, scores=args.scores) if display else None
     fps, start = 0.0, time.perf_counter()

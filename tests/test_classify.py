@@ -39,14 +39,30 @@ def real_face_crops():
     return np.concatenate([crops, crops[:, :, ::-1], np.clip(crops * 0.6 + 40, 0, 255)])
 
 
+def test_the_shipped_model_s_litert_file_is_committed_and_is_its_own():
+    # Without it, a new clone's first run loads TensorFlow and converts the model (see README, Start-up).
+    import subprocess
+
+    from emotion.classify import litert_cache
+    from emotion.constants import DEFAULT_MODEL_PATH, PROJECT_DIR
+    listed = subprocess.run(["git", "ls-files", "*.tflite"], cwd=PROJECT_DIR, capture_output=True, text=True,
+                            check=False)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    assert listed.stdout.split() == [litert_cache(DEFAULT_MODEL_PATH).name]
+
+
 def test_litert_fast_path_gives_the_keras_scores_within_quantisation_error():
     # The committed model, not a one-epoch one: its scores are what users see, and it is the same every run.
+    from emotion.classify import cached_litert
     from emotion.constants import DEFAULT_MODEL_PATH
     from emotion.model import load_model
     model, names = load_model(DEFAULT_MODEL_PATH)
+    litert = cached_litert(DEFAULT_MODEL_PATH)  # the committed file, which is what a user's runs load
+    assert litert is not None
     faces = real_face_crops()
     exact = EmotionClassifier(model, names, flip_average=True).scores(faces)
-    fast = EmotionClassifier(model, names, flip_average=True, litert=litert_from_keras(model)).scores(faces)
+    fast = EmotionClassifier(model, names, flip_average=True, litert=litert).scores(faces)
     assert fast.shape == exact.shape == (3, 5)
     np.testing.assert_allclose(fast, exact, atol=0.03)
     np.testing.assert_array_equal(fast.argmax(axis=1), exact.argmax(axis=1))

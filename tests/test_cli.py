@@ -154,17 +154,17 @@ def test_committed_model_loads_with_its_class_names():
     assert names == list(CLASSES) and model.output_shape == (None, 5)
 
 
-def test_training_from_the_kaggle_csv(tmp_path):
+def test_training_from_the_kaggle_csv(trainer, tmp_path, capsys):
     from tests.test_data import pixels_of, write_fer_csv
     kaggle_ids = {"angry": 0, "happy": 3, "neutral": 6, "sad": 4, "surprise": 5}
     rows = [(kaggle_ids[name], pixels_of(label, seed), usage) for label, name in enumerate(CLASSES)
             for seed, usage in enumerate(["Training"] * 4 + ["PublicTest"] * 2)]
     csv_path = write_fer_csv(tmp_path / "fer2013.csv", [*rows, (3, "12 34", "Training")])
-    result = run_script("training.py", "--csv", csv_path, "--epochs", 1, "--batch-size", 8, "--precision", "float32",
-                        "--model-out", tmp_path / "m.h5")
-    assert result.returncode == 0, result.stderr
-    assert "training: 20 images" in result.stdout and "validation: 10 images" in result.stdout
-    assert "skipped 1" in result.stdout
+    assert trainer.main([str(arg) for arg in ("--csv", csv_path, "--epochs", 1, "--batch-size", 8,
+                                              "--precision", "float32", "--model-out", tmp_path / "m.h5")]) == 0
+    stdout = capsys.readouterr().out
+    assert "training: 20 images" in stdout and "validation: 10 images" in stdout
+    assert "skipped 1" in stdout
     with h5py.File(tmp_path / "m.h5", "r") as file:
         assert json.loads(file.attrs["class_names"]) == list(CLASSES)
 

@@ -662,6 +662,7 @@ def test_source_demo_is_a_clip_at_30_fps_without_a_camera(live, capsys, tmp_path
     records = logged(log)
     assert [(record["frame"], record["time_s"]) for record in records] == [(0, 0.0), (1, 0.033), (2, 0.067)]
     assert all(len(record["faces"]) == 1 for record in records)
+    assert "3/3 [" in stderr and "/300" not in stderr, "the progress bar counts to --max-frames"
 
 
 def test_reconnect_s_must_be_more_than_0(live, capsys):

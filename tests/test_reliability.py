@@ -73,7 +73,7 @@ def test_a_folder_that_cannot_be_written_still_works(model_copy, monkeypatch):
 
 
 def test_runs_started_together_while_the_cache_is_being_written_all_succeed(model_copy, monkeypatch):
-    """Three runs start at once while this process is halfway through writing the cache, as on a slow disk."""
+    """Two runs start at once while this process is halfway through writing the cache, as on a slow disk."""
     model, _ = load_model(model_copy)
     results = []
 
@@ -83,12 +83,12 @@ def test_runs_started_together_while_the_cache_is_being_written_all_succeed(mode
             file.flush()
             runs = [subprocess.Popen([sys.executable, "-c", CONVERT, str(model_copy)], cwd=ROOT, text=True,
                                      env=user_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                    for _ in range(3)]
+                    for _ in range(2)]
             results.extend(run.communicate(timeout=300) + (run.returncode,) for run in runs)
             file.write(data[len(data) // 2:])
     monkeypatch.setattr(Path, "write_bytes", write_with_runs_starting_halfway)
     litert_from_keras(model, model_copy)
-    assert len(results) == 3, "the cache is written with Path.write_bytes, where the runs start"
+    assert len(results) == 2, "the cache is written with Path.write_bytes, where the runs start"
     for stdout, stderr, returncode in results:
         assert (returncode, stdout, stderr) == (0, "(2, 5)\n", ""), "each run finds no cache or a whole one"
     [cache] = cache_files(model_copy.parent)  # and no temporary files
