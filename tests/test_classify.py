@@ -39,6 +39,7 @@ def real_face_crops():
     return np.concatenate([crops, crops[:, :, ::-1], np.clip(crops * 0.6 + 40, 0, 255)])
 
 
+@pytest.mark.e2e  # about the checkout's files, not the code: mutation runs work in a copy outside git
 def test_the_shipped_model_s_litert_file_is_committed_and_is_its_own():
     # Without it, a new clone's first run loads TensorFlow and converts the model (see README, Start-up).
     import subprocess
@@ -54,12 +55,10 @@ def test_the_shipped_model_s_litert_file_is_committed_and_is_its_own():
 
 def test_litert_fast_path_gives_the_keras_scores_within_quantisation_error():
     # The committed model, not a one-epoch one: its scores are what users see, and it is the same every run.
-    from emotion.classify import cached_litert
     from emotion.constants import DEFAULT_MODEL_PATH
     from emotion.model import load_model
     model, names = load_model(DEFAULT_MODEL_PATH)
-    litert = cached_litert(DEFAULT_MODEL_PATH)  # the committed file, which is what a user's runs load
-    assert litert is not None
+    litert = litert_from_keras(model, DEFAULT_MODEL_PATH)  # the committed LiteRT file, which users' runs load
     faces = real_face_crops()
     exact = EmotionClassifier(model, names, flip_average=True).scores(faces)
     fast = EmotionClassifier(model, names, flip_average=True, litert=litert).scores(faces)
