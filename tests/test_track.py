@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from emotion.track import FaceTracker, box_overlap, make_faces
+from emotion.track import FaceTracker, box_overlap, make_faces, nested
 
 NAMES = ["angry", "happy", "neutral", "sad", "surprise"]
 
@@ -12,6 +12,13 @@ def test_box_overlap():
     assert box_overlap((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
     # Not square: the height counts on its own (a 10x20 box inside a 10x40 one).
     assert box_overlap((0, 0, 10, 40), (0, 10, 10, 20)) == pytest.approx(200 / 400)
+
+
+def test_nested_when_either_box_s_centre_lies_in_the_other():
+    wide, tall = (0, 0, 100, 20), (40, 5, 20, 40)  # the wide box's centre (50, 10) is in the tall one, not back
+    assert nested(wide, tall) and nested(tall, wide)
+    assert not nested((0, 0, 100, 20), (40, 25, 20, 40)), "below it: neither centre is in the other"
+    assert not nested((0, 0, 50, 50), (100, 0, 50, 50))
 
 
 def test_faces_carry_top_label_and_all_scores():
@@ -118,11 +125,11 @@ def test_search_boxes_are_the_tracks_seen_in_the_latest_frame_and_the_shown_face
     tracker = FaceTracker(NAMES, confirm_hits=1, hold=2)
     tracker.update([(0, 0, 50, 60), (200, 0, 50, 60)], [one_hot(0), one_hot(1)])
     assert tracker.search_boxes() == [(0, 0, 50, 60), (200, 0, 50, 60)]
-    tracker.update([(204, 2, 50, 60)], [one_hot(1)])
-    assert tracker.search_boxes() == [(0, 0, 50, 60), (204, 2, 50, 60)], "a shown face missed once is still sought"
     for _ in range(2):
         tracker.update([(204, 2, 50, 60)], [one_hot(1)])
-    assert tracker.search_boxes() == [(204, 2, 50, 60)], "until its hold is over"
+        assert tracker.search_boxes() == [(0, 0, 50, 60), (204, 2, 50, 60)], "a shown face just missed is sought"
+    tracker.update([(204, 2, 50, 60)], [one_hot(1)])
+    assert tracker.search_boxes() == [(204, 2, 50, 60)], "until its hold (2 missed frames) is over"
     unconfirmed = FaceTracker(NAMES)
     unconfirmed.update([(0, 0, 50, 60)], [one_hot(0)])
     unconfirmed.update([], np.zeros((0, 5)))
