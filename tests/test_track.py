@@ -18,6 +18,8 @@ def test_nested_when_either_box_s_centre_lies_in_the_other():
     wide, tall = (0, 0, 100, 20), (40, 5, 20, 40)  # the wide box's centre (50, 10) is in the tall one, not back
     assert nested(wide, tall) and nested(tall, wide)
     assert not nested((0, 0, 100, 20), (40, 25, 20, 40)), "below it: neither centre is in the other"
+    tall, wide = (55, 0, 20, 90), (0, 40, 100, 20)  # the tall box's centre (65, 45) is in the wide one, not back
+    assert nested(tall, wide) and nested(wide, tall)
     assert not nested((0, 0, 50, 50), (100, 0, 50, 50))
 
 
@@ -154,15 +156,25 @@ def test_key_c_calibration_gathers_one_face_then_corrects_that_face_alone():
     faces = {face.face_id: face for face in tracker.update(boxes, [reads_sad, reads_sad])}
     assert faces[calibrated].label == "neutral" and faces[calibrated].scores["sad"] < 0.4
     assert faces[other].label == "sad" and faces[other].scores["sad"] == pytest.approx(0.55)
-    for _ in range(4):
+    for _ in range(2):
         tracker.update(boxes, [reads_sad, reads_sad])
-    assert tracker.calibration_status() is None, "the notice goes after as long as the calibration took"
+    assert tracker.calibration_status().startswith("calibrated")
+    tracker.update(boxes, [reads_sad, reads_sad])
+    assert tracker.calibration_status() is None, "the notice goes after as long as the calibration took (4 frames)"
+
+
+def test_a_calibration_of_under_one_frame_takes_one():
+    tracker = FaceTracker(NAMES, confirm_hits=1)
+    face_id = tracker.update([(0, 0, 40, 60)], [one_hot(2)])[0].face_id
+    tracker.calibrate(face_id, frames=0)  # a --calibrate time shorter than a frame
+    tracker.update([(0, 0, 40, 60)], [one_hot(2)])
+    assert tracker.calibration_status().startswith("calibrated")
 
 
 def test_calibration_needs_a_neutral_class():
     tracker = FaceTracker(["angry", "happy"], confirm_hits=1)
     face_id = tracker.update([(0, 0, 40, 60)], [[0.5, 0.5]])[0].face_id
-    with pytest.raises(ValueError, match="neutral"):
+    with pytest.raises(ValueError, match="^calibration needs a 'neutral' class; the model has angry, happy$"):
         tracker.calibrate(face_id, frames=10)
 
 
