@@ -12,6 +12,24 @@ def test_box_overlap():
     assert box_overlap((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
     # Not square: the height counts on its own (a 10x20 box inside a 10x40 one).
     assert box_overlap((0, 0, 10, 40), (0, 10, 10, 20)) == pytest.approx(200 / 400)
+    # Every side of its own: a 10x25 corner of two boxes of 1500 and 250 pixels, either way round.
+    assert box_overlap((10, 20, 30, 50), (25, 40, 10, 25)) == box_overlap((25, 40, 10, 25), (10, 20, 30, 50)) \
+        == pytest.approx(250 / 1500)
+    assert box_overlap((0, 0, 10, 10), (20, 0, 10, 10)) == 0, "side by side: rows shared, no columns"
+    assert box_overlap((0, 0, 10, 10), (9, 0, 10, 10)) == box_overlap((0, 0, 10, 10), (0, 9, 10, 10)) \
+        == pytest.approx(10 / 190), "one pixel wide or high is still an overlap"
+
+
+def test_a_default_tracker_weighs_each_frame_at_a_quarter_holds_3_frames_and_forgets_after_10():
+    tracker, box = FaceTracker(NAMES, confirm_hits=1), (0, 0, 40, 60)
+    first_id = tracker.update([box], [one_hot(0)])[0].face_id
+    assert tracker.update([box], [one_hot(1)])[0].scores["happy"] == pytest.approx(0.25 * 0.6 + 0.75 * 0.1)
+    shown = [len(tracker.update([], np.zeros((0, 5)))) for _ in range(10)]
+    assert shown == [1, 1, 1] + [0] * 7
+    assert tracker.update([box], [one_hot(1)])[0].face_id == first_id, "missed 10 frames: still followed"
+    for _ in range(11):
+        tracker.update([], np.zeros((0, 5)))
+    assert tracker.update([box], [one_hot(1)])[0].face_id != first_id, "missed 11: forgotten, a new face"
 
 
 def test_nested_when_either_box_s_centre_lies_in_the_other():
