@@ -205,6 +205,28 @@ def test_a_second_box_on_a_followed_face_is_no_new_face():
         faces = tracker.update([face, second], [one_hot(1), one_hot(0)])
         assert [f.box for f in faces] == [face]
     beside = (230, 100, 120, 150)  # a neighbour whose box only touches this one's
-    assert {f.box for f in tracker.update([face, beside], [one_hot(1), one_hot(0)])} == {face, beside}
+    chin = (140, 180, 110, 130)
+    faces = tracker.update([face, chin, beside], [one_hot(1), one_hot(0), one_hot(0)])
+    assert {f.box for f in faces} == {face, beside}, "a box after the second box is looked at too"
     alone = FaceTracker(NAMES, confirm_hits=1)
     assert [f.box for f in alone.update([(80, 90, 170, 190)], [one_hot(1)])] == [(80, 90, 170, 190)]
+
+
+def test_confirmation_needs_its_hits_in_a_row():
+    tracker, box = FaceTracker(NAMES), (0, 0, 40, 60)  # 3 hits, no face check
+    shown = [len(tracker.update(boxes, [one_hot(1)] * len(boxes))) for boxes in [[box], [box], [], [box], [box], [box]]]
+    assert shown == [0, 0, 0, 0, 0, 1], "a miss starts the count again"
+
+
+def test_a_face_is_shown_in_the_frame_where_an_older_track_is_forgotten():
+    tracker = FaceTracker(NAMES, confirm_hits=1, max_missing=1, hold=0)
+    tracker.update([(0, 0, 40, 60)], [one_hot(0)])
+    tracker.update([], np.zeros((0, 5)))
+    assert [face.box for face in tracker.update([(300, 0, 40, 60)], [one_hot(1)])] == [(300, 0, 40, 60)]
+    assert len(tracker.tracks) == 1
+
+
+def test_faces_come_largest_first():
+    wide, square, tall = (0, 0, 100, 20), (200, 0, 40, 40), (400, 0, 20, 90)  # 2000, 1600 and 1800 pixels
+    faces = FaceTracker(NAMES, confirm_hits=1).update([square, tall, wide], [one_hot(0)] * 3)
+    assert [face.box for face in faces] == [wide, tall, square]
