@@ -39,7 +39,7 @@ def real_face_crops():
     return np.concatenate([crops, crops[:, :, ::-1], np.clip(crops * 0.6 + 40, 0, 255)])
 
 
-@pytest.mark.e2e  # about the checkout's files, not the code: mutation runs work in a copy outside git
+@pytest.mark.e2e  # about the checkout's files, not the code: mutation runs work in a copy git does not track
 def test_the_shipped_model_s_litert_file_is_committed_and_is_its_own():
     # Without it, a new clone's first run loads TensorFlow and converts the model (see README, Start-up).
     import subprocess
