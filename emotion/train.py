@@ -124,13 +124,17 @@ def best_checkpoint(path, saving, initial_best=None):
     """
     path, saving = Path(path), Path(saving)
 
+    def drop_leftover(logs):
+        # A kill mid-save leaves half a file there, which the first epoch's rename would put in the best's place.
+        saving.unlink(missing_ok=True)
+
     def keep_saved(epoch, logs):
         if saving.exists():
             saving.replace(path)
 
     return [keras.callbacks.ModelCheckpoint(str(saving), monitor="val_accuracy", mode="max", save_best_only=True,
                                             initial_value_threshold=initial_best),
-            keras.callbacks.LambdaCallback(on_epoch_end=keep_saved)]
+            keras.callbacks.LambdaCallback(on_train_begin=drop_leftover, on_epoch_end=keep_saved)]
 
 
 def best_logged(history_csv, metric="val_accuracy"):

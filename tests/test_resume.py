@@ -157,7 +157,15 @@ def test_a_crash_while_saving_a_new_best_leaves_the_earlier_best_whole(tmp_path,
             callbacks.on_epoch_end(3, {"val_accuracy": 0.6})
     for kept, weight in zip(saved_weights(), first, strict=True):
         np.testing.assert_array_equal(kept, weight)
-    callbacks.on_epoch_end(4, {"val_accuracy": 0.7})  # the next best replaces it, and the half file with it
+    # Resumed (new callbacks, as in a new process) with the half file still there: an epoch that is no new best
+    # leaves the earlier best in place.
+    callbacks = keras.callbacks.CallbackList(best_checkpoint(best, tmp_path / "m.best.saving.h5", initial_best=0.5),
+                                             model=model)
+    callbacks.on_train_begin()
+    callbacks.on_epoch_end(4, {"val_accuracy": 0.45})
+    for kept, weight in zip(saved_weights(), first, strict=True):
+        np.testing.assert_array_equal(kept, weight)
+    callbacks.on_epoch_end(5, {"val_accuracy": 0.7})  # the next best replaces it
     for kept, weight in zip(saved_weights(), model.get_weights(), strict=True):
         np.testing.assert_array_equal(kept, weight)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["m.best.h5"]
