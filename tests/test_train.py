@@ -24,3 +24,57 @@ def test_compile_model_makes_every_variable_of_a_step_so_the_step_is_traced_once
         model.fit(faces, targets, batch_size=8, epochs=1, verbose=0)
     assert made_during_fit == []
     assert model.optimizer.iterations.numpy() == 1  # the step ran
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_the_learning_rate_warms_up_for_an_epoch_from_a_tenth_then_follows_a_cosine_down_to_a_hundredth(optimizer):
+    model = compile_model(build_little_vgg(5), 1e-2, steps_per_epoch=10, epochs=5, label_smoothing=0.0,
+                          optimizer=optimizer)
+    learning_rates = {}
+    for step in (0, 5, 10, 30, 50):
+        model.optimizer.iterations.assign(step)
+        learning_rates[step] = float(model.optimizer.learning_rate)
+    # Warm-up: linear over the first epoch's 10 steps; then 40 steps of cosine, at half of its way at step 30.
+    assert learning_rates == pytest.approx({0: 1e-3, 5: 5.5e-3, 10: 1e-2, 30: 1e-2 * (0.01 + 0.99 * 0.5), 50: 1e-4})
+
+
+def test_sgd_is_nesterov_momentum_with_weight_decay_and_the_default_is_adamw():
+    import keras
+    sgd = compile_model(build_little_vgg(5), 1e-2, 1, 1, label_smoothing=0.0, optimizer="sgd").optimizer
+    assert isinstance(sgd, keras.optimizers.SGD)
+    assert (sgd.momentum, sgd.nesterov, sgd.weight_decay) == (0.9, True, pytest.approx(5e-4))
+    assert isinstance(compile_model(build_little_vgg(5), 1e-3, 1, 1, label_smoothing=0.0).optimizer,
+                      keras.optimizers.AdamW)
+
+
+def test_the_loss_spreads_the_given_share_of_each_target_over_the_classes():
+    targets = np.eye(5, dtype=np.float32)[[0, 3]]
+    losses = {smoothing: float(compile_model(build_little_vgg(5), 1e-3, 1, 1, smoothing).loss(targets, targets))
+              for smoothing in (0.0, 0.2)}
+    assert losses[0.0] == pytest.approx(0.0, abs=1e-5)  # a sure, right answer costs nothing without smoothing
+    assert losses[0.2] > 1.0  # with it, a sure answer is penalised: the target of each other class is 0.04
+
+
+def test_weight_averaging_puts_the_average_weights_in_the_model_at_each_epoch_end():
+    # Validation and the checkpoints see the model at an epoch's end: with averaging that must be the average.
+    import keras
+    random = np.random.default_rng(0)
+    faces = random.integers(0, 255, (32, 48, 48, 1)).astype(np.float32)
+    targets = np.eye(5, dtype=np.float32)[random.integers(0, 5, 32)]
+
+    def moved_by_first_epoch_end(**averaging):
+        model = compile_model(build_little_vgg(5), 1e-2, steps_per_epoch=4, epochs=2, label_smoothing=0.0,
+                              **averaging)
+        start = [weight.numpy().copy() for weight in model.trainable_weights]
+        moved = []
+        watch = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: moved.append(max(
+            np.abs(weight.numpy() - before).max() for weight, before in zip(model.trainable_weights, start,
+                                                                             strict=True))))
+        history = model.fit(faces, targets, batch_size=8, epochs=2, validation_data=(faces, targets), verbose=0,
+                            callbacks=[watch])
+        assert {"accuracy", "val_accuracy"} <= set(history.history)  # the names the checkpoints and report watch
+        return moved[0]
+
+    # The average starts at the weights after the first step (at the warm-up's 1e-3) and then moves by a
+    # thousandth of each later step, so it stays near that first step while the weights go on with three more.
+    assert moved_by_first_epoch_end(weight_averaging=True) < moved_by_first_epoch_end() / 4
