@@ -5,6 +5,13 @@ from emotion.model import build_little_vgg
 from emotion.train import compile_model
 
 
+def random_faces(count):
+    """count random 48x48 grey images with random five-class one-hot targets."""
+    random = np.random.default_rng(0)
+    return (random.integers(0, 255, (count, 48, 48, 1)).astype(np.float32),
+            np.eye(5, dtype=np.float32)[random.integers(0, 5, count)])
+
+
 @pytest.mark.parametrize(("optimizer", "weight_averaging"), [("adamw", False), ("sgd", True)])
 def test_compile_model_makes_every_variable_of_a_step_so_the_step_is_traced_once(optimizer, weight_averaging):
     # A variable first made inside the traced step makes tf.function trace the whole step again.
@@ -17,9 +24,7 @@ def test_compile_model_makes_every_variable_of_a_step_so_the_step_is_traced_once
         made_during_fit.append(details.get("name"))
         return make_variable(**details)
 
-    random = np.random.default_rng(0)
-    faces = random.integers(0, 255, (8, 48, 48, 1)).astype(np.float32)
-    targets = np.eye(5, dtype=np.float32)[random.integers(0, 5, 8)]
+    faces, targets = random_faces(8)
     with tf.variable_creator_scope(record):
         model.fit(faces, targets, batch_size=8, epochs=1, verbose=0)
     assert made_during_fit == []
@@ -58,9 +63,7 @@ def test_the_loss_spreads_the_given_share_of_each_target_over_the_classes():
 def test_weight_averaging_puts_the_average_weights_in_the_model_at_each_epoch_end():
     # Validation and the checkpoints see the model at an epoch's end: with averaging that must be the average.
     import keras
-    random = np.random.default_rng(0)
-    faces = random.integers(0, 255, (32, 48, 48, 1)).astype(np.float32)
-    targets = np.eye(5, dtype=np.float32)[random.integers(0, 5, 32)]
+    faces, targets = random_faces(32)
 
     def moved_by_first_epoch_end(**averaging):
         model = compile_model(build_little_vgg(5), 1e-2, steps_per_epoch=4, epochs=2, label_smoothing=0.0,
