@@ -132,20 +132,24 @@ def test_a_crash_while_saving_a_new_best_leaves_the_earlier_best_whole(tmp_path,
     from emotion.train import best_checkpoint
     model = build_little_vgg(5, widths=(4,) * 5, dense_widths=(8, 8))
     best = tmp_path / "m.best.h5"
-    callbacks = keras.callbacks.CallbackList(best_checkpoint(best, tmp_path / "m.best.saving.h5", initial_best=0.3),
-                                             model=model)
 
-    def saved_weights():
-        return keras.saving.load_model(best, compile=False).get_weights()
+    def checkpoint(initial_best):
+        return keras.callbacks.CallbackList(best_checkpoint(best, tmp_path / "m.best.saving.h5", initial_best),
+                                            model=model)
 
+    def assert_best_holds(weights):
+        saved = keras.saving.load_model(best, compile=False).get_weights()
+        for kept, weight in zip(saved, weights, strict=True):
+            np.testing.assert_array_equal(kept, weight)
+
+    callbacks = checkpoint(initial_best=0.3)
     callbacks.on_epoch_end(0, {"val_accuracy": 0.2})  # below a resumed run's best so far: not kept
     assert not best.exists()
     first = model.get_weights()
     callbacks.on_epoch_end(1, {"val_accuracy": 0.5})
     model.set_weights([weight + 1 for weight in first])
     callbacks.on_epoch_end(2, {"val_accuracy": 0.4})  # not better: the best stays epoch 1's
-    for kept, weight in zip(saved_weights(), first, strict=True):
-        np.testing.assert_array_equal(kept, weight)
+    assert_best_holds(first)
 
     def killed_mid_save(self, filepath, *args, **kwargs):
         Path(filepath).write_bytes(b"\x89HDF\r\n\x1a\n half a file")
@@ -155,19 +159,15 @@ def test_a_crash_while_saving_a_new_best_leaves_the_earlier_best_whole(tmp_path,
         patch.setattr(keras.Model, "save", killed_mid_save)
         with pytest.raises(KeyboardInterrupt):
             callbacks.on_epoch_end(3, {"val_accuracy": 0.6})
-    for kept, weight in zip(saved_weights(), first, strict=True):
-        np.testing.assert_array_equal(kept, weight)
+    assert_best_holds(first)
     # Resumed (new callbacks, as in a new process) with the half file still there: an epoch that is no new best
     # leaves the earlier best in place.
-    callbacks = keras.callbacks.CallbackList(best_checkpoint(best, tmp_path / "m.best.saving.h5", initial_best=0.5),
-                                             model=model)
+    callbacks = checkpoint(initial_best=0.5)
     callbacks.on_train_begin()
     callbacks.on_epoch_end(4, {"val_accuracy": 0.45})
-    for kept, weight in zip(saved_weights(), first, strict=True):
-        np.testing.assert_array_equal(kept, weight)
+    assert_best_holds(first)
     callbacks.on_epoch_end(5, {"val_accuracy": 0.7})  # the next best replaces it
-    for kept, weight in zip(saved_weights(), model.get_weights(), strict=True):
-        np.testing.assert_array_equal(kept, weight)
+    assert_best_holds(model.get_weights())
     assert sorted(path.name for path in tmp_path.iterdir()) == ["m.best.h5"]
 
 
