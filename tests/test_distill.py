@@ -105,6 +105,8 @@ def test_a_held_out_teacher_answers_only_for_its_fold_and_every_image_needs_a_te
     np.testing.assert_allclose(mixed[1::2], (alone["everywhere"][1::2] + alone["second"][1::2]) / 2, atol=1e-6)
     with pytest.raises(ValueError, match="^6 training images have no teacher"):
         teacher_targets([first], images, labels, 5, 0.5, folds[:1])
+    with pytest.raises(ValueError, match="shorter"):  # a fold (or None) for each teacher: none silently left out
+        teacher_targets([first, second, everywhere], images, labels, 5, 0.5, folds)
 
 
 def test_hold_out_trains_without_its_fold_and_the_model_remembers_it(tmp_path, monkeypatch, capsys):
