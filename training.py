@@ -3,6 +3,8 @@
     python training.py --train-dir ../shared/fer2013/train --val-dir ../shared/fer2013/test
     python training.py --resume                    # continue a run that was interrupted
     python training.py --epochs 1 --max-per-class 20   # quick smoke run
+    python training.py --recalibrate Emotion_little_vgg.h5 --train-dir ../shared/fer2013/train \
+        --val-dir ../shared/fer2013/test              # re-estimate a trained model's BatchNorm statistics
 """
 import argparse
 import contextlib
@@ -64,6 +66,9 @@ def parse_args(argv=None):
                         help="train without the K-th of N folds of the training images (every N-th image from the "
                         "K-th), and record it in the model: as a --teacher it then answers for that fold only, "
                         "images it never saw")
+    parser.add_argument("--recalibrate", default=None, metavar="MODEL_H5",
+                        help="train nothing: re-estimate this trained model's BatchNorm statistics on the training "
+                        "images, as every run does after its last epoch, and save it as --model-out with its report")
     parser.add_argument("--patience", type=int, default=10, help="epochs without a better val accuracy before stopping")
     parser.add_argument("--seed", type=int, default=1337, help="random seed for weights, shuffling and augmentation")
     parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto",
@@ -85,6 +90,9 @@ def parse_args(argv=None):
     if args.extra_classes and (args.teacher or args.init_from):
         raise SystemExit("error: --extra-classes cannot be combined with --teacher or --init-from, whose models "
                          "answer only --classes")
+    if args.recalibrate and (args.init_from or args.teacher or args.hold_out or args.resume):
+        raise SystemExit("error: --recalibrate trains nothing: it cannot be combined with --init-from, --teacher, "
+                         "--hold-out or --resume")
     if args.epochs < 1 or args.batch_size < 1:
         raise SystemExit("error: --epochs and --batch-size must be at least 1")
     if args.mixup < 0:
@@ -141,10 +149,10 @@ def check_writable(model_out):
         raise SystemExit(f"error: cannot write in output folder {folder}: {error.strerror}") from None
 
 
-def export(best_checkpoint, model_out, class_names, held_out=None):
-    """Rebuild the best checkpoint in float32 (portable to any CPU) and save it with its class names (and held-out
-    fold); a save that fails (a full disk) ends the run with one line, the checkpoint and any earlier model left as
-    they were."""
+def export(best_checkpoint, model_out, class_names, held_out=None, calibration_images=None):
+    """Rebuild the best checkpoint in float32 (portable to any CPU), re-estimate its BatchNorm statistics on
+    calibration_images if given, and save it with its class names (and held-out fold); a save that fails (a full
+    disk) ends the run with one line, the checkpoint and any earlier model left as they were."""
     import keras
 
     from emotion.model import build_little_vgg, save_model
@@ -156,12 +164,27 @@ def export(best_checkpoint, model_out, class_names, held_out=None):
     # shows one of class_names.
     weights[-2], weights[-1] = weights[-2][:, :len(class_names)], weights[-1][:len(class_names)]
     model.set_weights(weights)
+    if calibration_images is not None:
+        from emotion.train import recalibrate_batch_norm
+        recalibrate_batch_norm(model, calibration_images)
     try:
         save_model(model, model_out, class_names, held_out)
     except OSError as error:
         raise SystemExit(f"error: cannot save {model_out}: {error.strerror or error}; the best weights are still "
                          f"in {best_checkpoint}") from None
     return model
+
+
+def report(model, val, class_names, model_out):
+    """Score the saved model on the validation images, write its report beside it and print the figures."""
+    from emotion.report import evaluate, write_report
+    metrics = evaluate(model, val.images, val.labels, class_names)
+    paths = write_report(metrics, model_out)
+    print(f"saved {model_out}: validation accuracy {metrics['accuracy']:.1%} "
+          f"({metrics['flip_average']['accuracy']:.1%} with mirror averaging)")
+    for name, scores in metrics["per_class"].items():
+        print(f"  {name:>9}: recall {scores['recall']:.1%}  precision {scores['precision']:.1%}")
+    print(f"report: {paths['metrics']}, {paths['curves']}, {paths['confusion']}")
 
 
 def remove_checkpoints(paths):
@@ -233,7 +256,6 @@ def main(argv=None):
         make_dataset,
     )
     from emotion.model import build_little_vgg
-    from emotion.report import evaluate, write_report
     from emotion.train import (
         ThroughputLogger,
         best_checkpoint,
@@ -248,6 +270,11 @@ def main(argv=None):
     if args.camera_artefacts and not on_tensorflow:
         raise SystemExit(f"error: --camera-artefacts needs the TensorFlow backend, not {keras.backend.backend()}")
 
+    if args.recalibrate:
+        trained_model(args.recalibrate, args.classes, "--recalibrate")  # refused now, before the images are read
+        if held_out_fold(args.recalibrate):
+            raise SystemExit(f"error: --recalibrate {args.recalibrate} was trained without a fold of its images: "
+                             "retrain it with --hold-out instead")
     initial_weights = None
     if args.init_from:
         initial_weights = trained_model(args.init_from, args.classes, "--init-from").get_weights()
@@ -273,6 +300,10 @@ def main(argv=None):
         if split.skipped:
             examples = ", ".join(str(path) for path in split.skipped[:3])
             print(f"  skipped {len(split.skipped)} unreadable file(s) or row(s), e.g. {examples}")
+    if args.recalibrate:
+        report(export(args.recalibrate, model_out, args.classes, calibration_images=train.images), val, args.classes,
+               model_out)
+        return 0
 
     targets = train.labels
     if teachers:
@@ -337,20 +368,15 @@ def main(argv=None):
         print(f"\ninterrupted: the last completed epoch is in {paths['backup']} (continue with --resume)")
         if paths["best"].exists():
             export(paths["best"], model_out, args.classes, args.hold_out)
-            print(f"best model so far saved to {model_out}")
+            print(f"best model so far saved to {model_out} (with BatchNorm statistics as training left them: "
+                  "a finished run re-estimates them)")
         return 130
     if not paths["best"].exists():
         raise SystemExit("error: training produced no checkpoint (did the loss become NaN?)")
 
-    model = export(paths["best"], model_out, args.classes, args.hold_out)
+    model = export(paths["best"], model_out, args.classes, args.hold_out, calibration_images=train.images)
     remove_checkpoints(paths)
-    metrics = evaluate(model, val.images, val.labels, args.classes)
-    write_report(metrics, model_out)
-    print(f"saved {model_out}: validation accuracy {metrics['accuracy']:.1%} "
-          f"({metrics['flip_average']['accuracy']:.1%} with mirror averaging)")
-    for name, scores in metrics["per_class"].items():
-        print(f"  {name:>9}: recall {scores['recall']:.1%}  precision {scores['precision']:.1%}")
-    print(f"report: {paths['metrics']}, {paths['curves']}, {paths['confusion']}")
+    report(model, val, args.classes, model_out)
     return 0
 
 

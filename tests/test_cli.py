@@ -248,10 +248,49 @@ def test_a_teacher_weight_outside_0_to_half_is_refused():
         assert_one_line_error(run_script("training.py", "--teacher-weight", weight), "--teacher-weight")
 
 
-@pytest.mark.parametrize("option", ["--init-from", "--teacher"])
-def test_init_from_or_teacher_refuses_a_model_of_other_classes(tiny_model, tmp_path, option):
+@pytest.mark.parametrize("option", ["--init-from", "--teacher", "--recalibrate"])
+def test_init_from_teacher_or_recalibrate_refuses_a_model_of_other_classes(tiny_model, tmp_path, option):
     write_dataset(tmp_path / "train", per_class=2, classes=("happy", "sad"))
     result = run_script("training.py", "--train-dir", tmp_path / "train", "--val-dir", tmp_path / "train",
                         "--classes", "happy,sad", option, tiny_model, "--model-out", tmp_path / "m.h5")
     assert_one_line_error(result, f"{option} {tiny_model} was trained on angry,happy,neutral,sad,surprise, "
                           "not happy,sad")
+
+
+def first_batch_norm_fits(model_path, faces_dir):
+    """Whether the model's first BatchNorm statistics are those of the faces in faces_dir and their mirror images."""
+    import keras
+    import numpy as np
+
+    from emotion.data import load_image_folder
+    from emotion.model import load_model
+    model, names = load_model(model_path)
+    faces = load_image_folder(faces_dir, names).images.astype(np.float32)
+    activations = keras.Model(model.input, model.get_layer("block1_elu1").output).predict(
+        np.concatenate([faces, faces[:, :, ::-1]]), verbose=0)
+    norm = model.get_layer("block1_bn1")
+    return (np.allclose(norm.moving_mean, activations.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-5)
+            and np.allclose(norm.moving_variance, activations.var(axis=(0, 1, 2)), rtol=1e-3, atol=1e-5))
+
+
+def test_a_run_and_recalibrate_leave_the_batch_norm_statistics_of_the_training_faces_unaugmented(
+        trainer, tiny_model, tmp_path):
+    import numpy as np
+
+    from emotion.model import load_model
+    assert first_batch_norm_fits(tiny_model, tiny_model.parent / "train")
+    darker = write_dataset(tmp_path / "train", per_class=4, seed=5)
+    for path in darker.rglob("*.png"):
+        cv2.imwrite(str(path), cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) // 2)
+    out = tmp_path / "recalibrated.h5"
+    assert trainer.main([str(arg) for arg in ("--recalibrate", tiny_model, "--train-dir", darker, "--val-dir",
+                                              darker, "--model-out", out)]) == 0
+    assert first_batch_norm_fits(out, darker) and not first_batch_norm_fits(tiny_model, darker)
+    trained, recalibrated = load_model(tiny_model)[0], load_model(out)[0]
+    for before, after in zip(trained.trainable_weights, recalibrated.trainable_weights, strict=True):
+        np.testing.assert_array_equal(before, after)  # only the statistics change
+    assert json.loads(out.with_suffix(".metrics.json").read_text())["images"] == 20
+
+
+def test_recalibrate_trains_nothing_so_training_options_are_refused(tiny_model):
+    assert_one_line_error(run_script("training.py", "--recalibrate", tiny_model, "--resume"), "trains nothing")
