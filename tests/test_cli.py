@@ -273,8 +273,7 @@ def first_batch_norm_fits(model_path, faces_dir):
             and np.allclose(norm.moving_variance, activations.var(axis=(0, 1, 2)), rtol=1e-3, atol=1e-5))
 
 
-def test_a_run_and_recalibrate_leave_the_batch_norm_statistics_of_the_training_faces_unaugmented(
-        trainer, tiny_model, tmp_path):
+def test_a_run_and_recalibrate_keep_the_batch_norm_statistics_of_the_training_faces(trainer, tiny_model, tmp_path):
     import numpy as np
 
     from emotion.model import load_model

@@ -856,8 +856,7 @@ OPTION_TESTS = {
     "--max-per-class": [test_max_per_class_caps_the_images_of_each_class],
     "--model-out": [test_train_and_val_dirs_and_classes_choose_the_folders_and_the_model_keeps_their_order,
                     test_a_training_error_exits_with_status_1_and_one_line],
-    "--recalibrate": ["test_cli.py::test_a_run_and_recalibrate_leave_the_batch_norm_statistics_of_the_training_faces_"
-                      "unaugmented",
+    "--recalibrate": ["test_cli.py::test_a_run_and_recalibrate_keep_the_batch_norm_statistics_of_the_training_faces",
                       "test_cli.py::test_init_from_teacher_or_recalibrate_refuses_a_model_of_other_classes",
                       "test_cli.py::test_recalibrate_trains_nothing_so_training_options_are_refused"],
     "--resume": ["test_resume.py::test_kill_9_mid_run_then_resume_continues_schedule_and_epochs",
