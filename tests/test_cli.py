@@ -291,5 +291,13 @@ def test_a_run_and_recalibrate_keep_the_batch_norm_statistics_of_the_training_fa
     assert json.loads(out.with_suffix(".metrics.json").read_text())["images"] == 20
 
 
-def test_recalibrate_trains_nothing_so_training_options_are_refused(tiny_model):
+def test_recalibrate_trains_nothing_so_training_options_and_held_out_teachers_are_refused(tiny_model, tmp_path):
+    from emotion.model import load_model, save_model
     assert_one_line_error(run_script("training.py", "--recalibrate", tiny_model, "--resume"), "trains nothing")
+    # Re-estimated on all images and saved without its fold, a teacher would answer for images it trained on.
+    teacher = tmp_path / "teacher.h5"
+    save_model(load_model(tiny_model)[0], teacher, CLASSES, held_out={"fold": 1, "folds": 2, "images": 40})
+    result = run_script("training.py", "--recalibrate", teacher, "--train-dir", tiny_model.parent / "train",
+                        "--val-dir", tiny_model.parent / "val", "--model-out", tmp_path / "m.h5")
+    assert_one_line_error(result, "trained without a fold")
+    assert not (tmp_path / "m.h5").exists()

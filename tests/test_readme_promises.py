@@ -858,7 +858,7 @@ OPTION_TESTS = {
                     test_a_training_error_exits_with_status_1_and_one_line],
     "--recalibrate": ["test_cli.py::test_a_run_and_recalibrate_keep_the_batch_norm_statistics_of_the_training_faces",
                       "test_cli.py::test_init_from_teacher_or_recalibrate_refuses_a_model_of_other_classes",
-                      "test_cli.py::test_recalibrate_trains_nothing_so_training_options_are_refused"],
+                      "test_cli.py::test_recalibrate_trains_nothing_so_training_options_and_held_out_teachers_are_refused"],
     "--resume": ["test_resume.py::test_kill_9_mid_run_then_resume_continues_schedule_and_epochs",
                  test_resume_without_a_backup_starts_a_new_run_and_a_backup_without_resume_stops_the_run],
     "--source": [

@@ -154,7 +154,10 @@ def fake_captures(monkeypatch, *captures):
 
 
 def test_a_camera_is_opened_by_its_index_with_its_size_and_rate(monkeypatch):
-    calls = fake_captures(monkeypatch, FakeCapture(frames=2, fps=25.0, size=(320, 240)), FakeCapture(fps=0.0))
+    # At a camera's pace: a live source keeps only the newest frame, so frames that come faster than the loop takes
+    # them are skipped by design (and a busy CPU made an instant second frame replace the first).
+    calls = fake_captures(monkeypatch, FakeCapture(frames=2, fps=25.0, size=(320, 240), delay=0.1),
+                          FakeCapture(fps=0.0))
     camera = open_source("2")
     assert calls[0] == (2,) and camera.kind == "camera" and camera.live
     assert camera.fps == 25.0 and camera.size == (320, 240) and camera.expected_frames is None
