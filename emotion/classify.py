@@ -22,6 +22,9 @@ from .constants import IMAGE_SIZE
 
 # Part of the cache key: a change to how the LiteRT file is made must not reuse old files.
 LITERT_RECIPE = "dynamic-range-int8-v1"
+# A frame's stages run one after another, so classification may take two cores. Where a CPU has no AVX-512 (most
+# laptops) a face costs milliseconds: 9.8 ms on one thread, 4.7 ms on two (benchmarks/live_loop.py, 2-core AVX2).
+LITERT_THREADS = min(2, os.cpu_count() or 1)
 
 
 class LiteRTModel:
@@ -29,8 +32,7 @@ class LiteRTModel:
 
     def __init__(self, flatbuffer):
         from ai_edge_litert.interpreter import Interpreter
-        # One thread: a face costs well under a millisecond, and the other cores decode and detect.
-        self.interpreter = Interpreter(model_content=flatbuffer, num_threads=1)
+        self.interpreter = Interpreter(model_content=flatbuffer, num_threads=LITERT_THREADS)
         self.input = self.interpreter.get_input_details()[0]["index"]
         self.output = self.interpreter.get_output_details()[0]["index"]
         self.outputs = int(self.interpreter.get_output_details()[0]["shape"][-1])  # classes
@@ -129,7 +131,8 @@ class EmotionClassifier:
     """All faces of a frame in one call: LiteRT when given one, else the Keras model traced once.
 
     model.predict costs tens of milliseconds a call, whatever the batch; LiteRT with 8-bit weights under
-    one per face with its mirror image (benchmarks/live_loop.py prints both).
+    one per face with its mirror image where the CPU has AVX-512, about five on two AVX2 cores
+    (benchmarks/live_loop.py prints both).
     """
 
     def __init__(self, model, class_names, flip_average=False, litert=None):
