@@ -22,7 +22,7 @@ from .constants import IMAGE_SIZE
 
 # Part of the cache key: a change to how the LiteRT file is made must not reuse old files.
 LITERT_RECIPE = "dynamic-range-int8-v1"
-# A frame's stages run one after another, so classification may take two cores. Where a CPU has no AVX-512 (most
+# A frame's stages run one after another, so classification may take two cores. Where a CPU has no AVX-512 (many
 # laptops) a face costs milliseconds: 9.8 ms on one thread, 4.7 ms on two (benchmarks/live_loop.py, 2-core AVX2).
 LITERT_THREADS = min(2, os.cpu_count() or 1)
 
