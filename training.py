@@ -122,8 +122,9 @@ def gpu_compute_capability():
 
 
 def hardware_has_bfloat16():
-    """True where bfloat16 maths is native: a TPU, an NVIDIA GPU from Ampere on (compute capability 8.0: older
-    ones, such as the T4 and V100, emulate it slowly), or a CPU with AVX-512 BF16 / AMX (Linux flags)."""
+    """True where bfloat16 maths pays: a TPU, an NVIDIA GPU from Ampere on (compute capability 8.0: older
+    ones, such as the T4 and V100, emulate it slowly), or an Intel CPU with AVX-512 BF16 or AMX (Linux flags).
+    AMD's AVX-512 BF16 trains this net slower in bfloat16 than in float32 (benchmarks/training_speed.py)."""
     import keras
     device = keras.distribution.list_devices()[0]  # Keras lists accelerators first, if any
     if device.startswith("gpu"):
@@ -131,10 +132,10 @@ def hardware_has_bfloat16():
     if not device.startswith("cpu"):
         return True
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return "amx_bf16" in cpuinfo or ("avx512_bf16" in cpuinfo and "GenuineIntel" in cpuinfo)
 
 
 def check_writable(model_out):

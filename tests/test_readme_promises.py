@@ -355,17 +355,22 @@ def test_precision_sets_the_compute_type_auto_by_the_hardware(trainer, folders, 
     assert conv.variable_dtype == "float32"
 
 
-@pytest.mark.parametrize(("devices", "gpu", "cpu_flags", "expected"), [
-    (["cpu:0"], None, "fpu sse avx2 avx512f", False), (["cpu:0"], None, "fpu avx512f avx512_bf16", True),
-    (["cpu:0"], None, "fpu amx_bf16 amx_tile", True), (["tpu:0"], None, "fpu sse", True),
-    (["gpu:0", "gpu:1"], (8, 0), "fpu sse", True),  # A100s
-    (["gpu:0"], (7, 5), "fpu avx512f avx512_bf16", False)])  # a T4, in a machine whose CPU has bfloat16
-def test_bfloat16_hardware_is_an_ampere_gpu_a_tpu_or_a_cpu_with_avx512_bf16_or_amx(trainer, monkeypatch, devices, gpu,
-                                                                                   cpu_flags, expected):
+INTEL, AMD = "GenuineIntel", "AuthenticAMD"
+
+
+@pytest.mark.parametrize(("devices", "gpu", "vendor", "cpu_flags", "expected"), [
+    (["cpu:0"], None, INTEL, "fpu sse avx2 avx512f", False), (["cpu:0"], None, INTEL, "fpu avx512f avx512_bf16", True),
+    (["cpu:0"], None, INTEL, "fpu amx_bf16 amx_tile", True), (["tpu:0"], None, INTEL, "fpu sse", True),
+    (["cpu:0"], None, AMD, "fpu avx512f avx512_bf16", False),  # an AMD EPYC: float32 trains faster there
+    (["gpu:0", "gpu:1"], (8, 0), INTEL, "fpu sse", True),  # A100s
+    (["gpu:0"], (7, 5), INTEL, "fpu avx512f avx512_bf16", False)])  # a T4, in a machine whose CPU has bfloat16
+def test_bfloat16_hardware_is_an_ampere_gpu_a_tpu_or_an_intel_cpu_with_avx512_bf16_or_amx(
+        trainer, monkeypatch, devices, gpu, vendor, cpu_flags, expected):
     import keras
     monkeypatch.setattr(keras.distribution, "list_devices", lambda device_type=None: devices)
     monkeypatch.setattr(trainer, "gpu_compute_capability", lambda: gpu)
-    monkeypatch.setattr(Path, "read_text", lambda path, *args, **kwargs: f"processor : 0\nflags : {cpu_flags}\n")
+    cpuinfo = f"processor : 0\nvendor_id : {vendor}\nflags : {cpu_flags}\n"
+    monkeypatch.setattr(Path, "read_text", lambda path, *args, **kwargs: cpuinfo)
     assert trainer.hardware_has_bfloat16() is expected
 
 
