@@ -26,6 +26,7 @@ import tensorflow as tf
 from emotion.constants import DEFAULT_CLASS_NAMES, IMAGE_SIZE
 from emotion.model import build_little_vgg
 from emotion.train import compile_model
+from training import hardware_has_bfloat16
 
 VARIANTS = (("float32", False), ("mixed_bfloat16", False), ("float32", True), ("mixed_bfloat16", True))
 
@@ -52,9 +53,9 @@ def main(argv=None):
                                         len(DEFAULT_CLASS_NAMES))
     batches = tf.data.Dataset.from_tensors((images, labels)).repeat()
 
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, bf16 in CPU flags: "
-          f"{'avx512_bf16' in flags or 'amx_bf16' in flags}, GPUs: {len(tf.config.list_physical_devices('GPU'))}\n"
+    auto = "mixed_bfloat16" if hardware_has_bfloat16() else "float32"
+    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, training.py --precision auto picks {auto}, "
+          f"GPUs: {len(tf.config.list_physical_devices('GPU'))}\n"
           f"TensorFlow {tf.__version__}, Keras {keras.__version__}; batch {args.batch_size}, {args.steps} steps\n")
     print("| precision | XLA | images/s | against float32 without XLA |\n|---|---|---:|---:|")
     baseline = None
