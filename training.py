@@ -79,6 +79,10 @@ def parse_args(argv=None):
     parser.add_argument("--recalibrate", default=None, metavar="MODEL_H5",
                         help="train nothing: re-estimate this trained model's BatchNorm statistics on the training "
                         "images, as every run does after its last epoch, and save it as --model-out with its report")
+    parser.add_argument("--convert", default=None, metavar="MODEL_H5",
+                        help="train nothing: save this trained model (such as a Keras 2 file of the original toolkit) "
+                        "as --model-out, with --classes as its class names in output order and its pixel scaling "
+                        "inside, so that test.py loads it with nothing assumed")
     parser.add_argument("--patience", type=int, default=10, help="epochs without a better val accuracy before stopping")
     parser.add_argument("--seed", type=int, default=1337, help="random seed for weights, shuffling and augmentation")
     parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto",
@@ -214,6 +218,24 @@ def report(model, val, class_names, model_out, val_fer2013=None):
     print(f"report: {paths['metrics']}, {paths['curves']}, {paths['confusion']}")
 
 
+def convert(path, model_out, class_names):
+    """Save the model at path as model_out, with class_names written in (see --convert)."""
+    from emotion.model import ModelFileError, load_model, save_model
+    try:
+        model, _ = load_model(path)
+    except ModelFileError as error:
+        raise SystemExit(f"error: --convert: {error}") from None
+    if model.output_shape[-1] != len(class_names):
+        raise SystemExit(f"error: --convert {path} has {model.output_shape[-1]} outputs, not one for each of the "
+                         f"{len(class_names)} --classes")
+    try:
+        save_model(model, model_out, class_names)
+    except OSError as error:
+        raise SystemExit(f"error: cannot save {model_out}: {error.strerror or error}") from None
+    print(f"saved {model_out}: {path} with the class names {','.join(class_names)}")
+    return 0
+
+
 def remove_checkpoints(paths):
     """Once the model is saved: remove the best checkpoint, a half-written one that a kill mid-save left (a later
     best would have replaced it), and the backup of the last epoch."""
@@ -260,6 +282,9 @@ def main(argv=None):
     args = parse_args(argv)
     model_out = Path(args.model_out)
     check_writable(model_out)
+    if args.convert:
+        load_quietly()
+        return convert(args.convert, model_out, args.classes)
     from emotion.report import report_paths
     paths = report_paths(model_out)
     if paths["backup"].exists() and not args.resume:

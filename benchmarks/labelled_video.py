@@ -4,6 +4,7 @@
     python benchmarks/labelled_video.py --faces-per-class 10 --margins 0,0.1,0.2,0.3
     python benchmarks/labelled_video.py --data-dir ../shared/fer2013/test --per-frame 2
     python benchmarks/labelled_video.py --scan-every 1 --frames-per-face 30
+    python benchmarks/labelled_video.py --votes none       # FER2013's folder labels instead of FER+'s majority
 """
 import argparse
 import inspect
@@ -26,7 +27,14 @@ import cv2
 import numpy as np
 
 from emotion.constants import DEFAULT_MODEL_PATH, IMAGE_SIZE
-from emotion.data import DatasetError, find_class_folders, list_image_files, read_face_image
+from emotion.data import (
+    DatasetError,
+    class_folder_names,
+    load_image_folder,
+    load_votes_by_file,
+    score_on_votes,
+    votes_of_files,
+)
 from emotion.detect import CascadeError, crop_faces, to_gray
 from emotion.model import ModelFileError
 from emotion.recognizer import EmotionRecognizer
@@ -47,20 +55,19 @@ def margin_list(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
 
 
-def sample_faces(root, class_names, per_class, seed):
-    """uint8 (n, 48, 48) FER faces and their int labels, per_class drawn at random from each class folder."""
+def sample_faces(root, class_names, per_class, seed, votes=None):
+    """uint8 (n, 48, 48) FER faces and their int labels, per_class drawn at random from each class: the class of
+    their folder, or with a votes file (file, class, FER+'s ten counts) FER+'s majority label, from every folder."""
+    if votes:
+        split = load_image_folder(root, class_folder_names(root))
+        split = score_on_votes(split, votes_of_files(split, load_votes_by_file(votes), root), class_names)
+    else:
+        split = load_image_folder(root, class_names)
     random = np.random.default_rng(seed)
-    images, labels = [], []
-    for label, folders in enumerate(find_class_folders(root, class_names).values()):
-        files = [path for folder in folders for path in list_image_files(folder)]
-        for path in random.choice(files, min(per_class, len(files)), replace=False):
-            image = read_face_image(path)
-            if image is not None:
-                images.append(image)
-                labels.append(label)
-    if not images:
-        raise DatasetError(f"{root} has no readable images of classes {', '.join(class_names)}")
-    return np.array(images), np.array(labels)
+    chosen = np.concatenate([random.choice(np.flatnonzero(split.labels == label),
+                                           min(per_class, int(np.sum(split.labels == label))), replace=False)
+                             for label in range(len(class_names))])
+    return split.images[chosen, ..., 0], split.labels[chosen]
 
 
 def framed(face):
@@ -185,6 +192,9 @@ def main(argv=None) -> int:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="the .h5 model")
     parser.add_argument("--data-dir", type=Path, default=repo_root / "../shared/fer2013/test",
                         help="test images as <class>/*.jpg")
+    parser.add_argument("--votes", default=str(repo_root / "../shared/ferplus/test.csv"),
+                        help="FER+ votes of --data-dir's images: faces are drawn and scored by FER+'s majority label; "
+                        "'none' takes the folder labels")
     parser.add_argument("--faces-per-class", type=positive, default=60, help="faces drawn from each class")
     parser.add_argument("--per-frame", type=positive, default=3, help="faces shown at once")
     parser.add_argument("--frames-per-face", type=positive, default=8, help="frames each face stays on screen")
@@ -205,7 +215,8 @@ def main(argv=None) -> int:
             # Otherwise as shipped: min_face, margin, runtime.
             recognizer = EmotionRecognizer(model=args.model, scan_every=args.scan_every, verify=not args.no_verify)
             names = recognizer.class_names
-            images, labels = sample_faces(args.data_dir, names, args.faces_per_class, args.seed)
+            votes = None if args.votes.lower() == "none" else args.votes
+            images, labels = sample_faces(args.data_dir, names, args.faces_per_class, args.seed, votes)
             path = Path(folder) / "labelled.mp4"
             truth = write_video(path, make_video(images, args.per_frame, args.frames_per_face, args.seed))
             source = open_source(path)
@@ -239,7 +250,8 @@ def main(argv=None) -> int:
     haar = recognizer.haar
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs; OpenCV {cv2.__version__}\n"
           f"command: {command}\n"
-          f"{len(images)} FER faces from {args.data_dir.resolve()} ({', '.join(names)}), seed {args.seed}\n"
+          f"{len(images)} FER faces from {args.data_dir.resolve()} ({', '.join(names)}), seed {args.seed}, labelled "
+          f"by {'FER+ majority' if votes else 'their folder (FER2013)'}\n"
           f"video: {decoded} frames {FRAME_SIZE[0]}x{FRAME_SIZE[1]}, {args.per_frame} faces at a time, "
           f"{FACE_SIZES[0]}-{FACE_SIZES[1]} px wide with a {BORDER:.0%} border, each shown "
           f"{args.frames_per_face} frames: {appearances} ground-truth faces\n"

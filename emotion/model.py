@@ -146,14 +146,52 @@ def class_names_for_outputs(path, class_names, outputs):
     return class_names
 
 
+def is_keras2_sequential(path):
+    """True for a Sequential .h5 that Keras 2 wrote, as the original toolkit's training script made them."""
+    with h5py.File(path, "r") as file:
+        version, config = file.attrs.get("keras_version", ""), file.attrs.get("model_config", "")
+    version = version.decode() if isinstance(version, bytes) else str(version)
+    config = config.decode() if isinstance(config, bytes) else str(config)
+    return version.startswith("2.") and '"class_name": "Sequential"' in config
+
+
+def load_keras2_sequential(path):
+    """A Keras 2 Sequential .h5 as a model of raw 0-255 pixels: the original toolkit trained on pixels scaled to 0-1,
+    so that scaling is put in front of it, as this project's models carry theirs.
+
+    Keras 2 kept the input shape as a batch_input_shape on the first layer, and on any later one given an
+    input_shape; Keras 3 reads each as a new input and fails ("Kernel shape must have the same length as input").
+    The file's config is rewritten in memory with one input layer instead, and its weights load as they are."""
+    from keras.src.legacy.saving import legacy_h5_format  # the loader Keras 3 itself uses for .h5 files
+    keras = import_keras()
+    buffer = io.BytesIO(Path(path).read_bytes())
+    with h5py.File(buffer, "r+") as file:
+        config = json.loads(file.attrs["model_config"])
+        if isinstance(config["config"], list):  # Keras 2.0-2.2 kept a Sequential's layers as its whole config
+            config["config"] = {"name": "sequential", "layers": config["config"]}
+        layers = config["config"]["layers"]
+        shapes = [layer["config"].pop(key) for layer in layers for key in ("batch_input_shape", "input_shape")
+                  if key in layer["config"]]
+        input_shape = [None, IMAGE_SIZE, IMAGE_SIZE, 1] if not shapes else (
+            shapes[0] if len(shapes[0]) == 4 else [None, *shapes[0]])
+        layers.insert(0, {"class_name": "InputLayer",
+                          "config": {"batch_input_shape": input_shape, "dtype": "float32", "name": "seed_input"}})
+        file.attrs["model_config"] = json.dumps(config)
+        seed = legacy_h5_format.load_model_from_hdf5(file, compile=False, safe_mode=True)
+    pixels = keras.Input(seed.input_shape[1:], name="pixels")
+    return keras.Model(pixels, seed(keras.layers.Rescaling(1 / 255, name="rescale")(pixels)), name=seed.name)
+
+
 def load_model(path):
     """(model, class_names) from a .h5; raises ModelFileError with a one-line reason."""
     path = Path(path)
     class_names = read_model_class_names(path)  # a wrong file fails here, before Keras takes seconds to load
+    keras2 = is_keras2_sequential(path)
     keras = import_keras()
     try:
         # safe_mode stays on: a .h5 can hold Python code (Lambda layers) that must never run.
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        model = load_keras2_sequential(path) if keras2 else keras.saving.load_model(path, compile=False,
+                                                                                    safe_mode=True)
     # Keras raises many exception types for bad files; the user needs one line, not a traceback.
     except Exception as error:  # noqa: BLE001
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -161,4 +199,10 @@ def load_model(path):
     if tuple(model.input_shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE, 1):
         raise ModelFileError(f"model {path} takes input {model.input_shape[1:]}, "
                              f"not {IMAGE_SIZE}x{IMAGE_SIZE} grey images")
+    if keras2 and class_names is None and model.output_shape[-1] == len(DEFAULT_CLASS_NAMES):
+        # flow_from_directory, which the original toolkit trained with, numbers the class folders in sorted order.
+        print(f"notice: {path} is a Keras 2 model without class names: assuming pixels scaled to 0-1 and the classes "
+              f"{', '.join(DEFAULT_CLASS_NAMES)} (its training folders' sorted order); to write them into a copy: "
+              f"python training.py --convert {path} --model-out NEW.h5")
+        class_names = list(DEFAULT_CLASS_NAMES)
     return model, class_names_for_outputs(path, class_names, model.output_shape[-1])
