@@ -150,8 +150,9 @@ def is_keras2_sequential(path):
     """True for a Sequential .h5 that Keras 2 wrote, as the original toolkit's training script made them."""
     with h5py.File(path, "r") as file:
         version, config = file.attrs.get("keras_version", ""), file.attrs.get("model_config", "")
-    version = version.decode() if isinstance(version, bytes) else str(version)
-    config = config.decode() if isinstance(config, bytes) else str(config)
+    # A damaged file may hold any bytes there; such a file is not Keras 2's, and Keras' own loader says why.
+    version = version.decode(errors="replace") if isinstance(version, bytes) else str(version)
+    config = config.decode(errors="replace") if isinstance(config, bytes) else str(config)
     return version.startswith("2.") and '"class_name": "Sequential"' in config
 
 
