@@ -16,12 +16,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from platformdirs import user_cache_dir
 
 from .console import load_quietly, native_stderr_silenced
 from .constants import IMAGE_SIZE
 
 # Part of the cache key: a change to how the LiteRT file is made must not reuse old files.
 LITERT_RECIPE = "dynamic-range-int8-v1"
+# The user's cache folder is named after the distribution (pyproject.toml): ~/.cache/little-vgg-emotion on Linux.
+CACHE_FOLDER = "little-vgg-emotion"
 # A frame's stages run one after another, so classification may take two cores. Where a CPU has no AVX-512 (many
 # laptops) a face costs milliseconds: 9.8 ms on one thread, 4.7 ms on two (benchmarks/live_loop.py, 2-core AVX2).
 LITERT_THREADS = min(2, os.cpu_count() or 1)
@@ -79,33 +82,48 @@ def litert_cache(model_path):
     return model_path.with_name(f".{model_path.name}.{digest}.tflite")
 
 
+def litert_caches(model_path):
+    """Where the LiteRT file of the .h5 at model_path may be, in the order tried: beside it (litert_cache), then,
+    for a folder that cannot be written (an installed package in a read-only site-packages), the user's cache
+    folder, under the same name but not hidden."""
+    beside = litert_cache(model_path)
+    return beside, Path(user_cache_dir(CACHE_FOLDER, appauthor=False)) / beside.name.removeprefix(".")
+
+
 def cached_litert(model_path):
-    """LiteRTModel from the cache of the .h5 at model_path (litert_cache), or None: no cache yet, no such file, or
+    """LiteRTModel from the cache of the .h5 at model_path (litert_caches), or None: no cache yet, no such file, or
     LiteRT not installed. A damaged cache is None too, with a notice: it is converted again and replaced.
 
     A cache was written only after its .h5, these very bytes, loaded and passed load_model's checks."""
     if not litert_installed() or not Path(model_path).is_file():
         return None
-    cache = litert_cache(model_path)
-    try:
-        return LiteRTModel(cache.read_bytes())
-    except FileNotFoundError:
-        return None
-    # Cut short by a full disk or a copy, or unreadable: treated as missing, not as the user's problem.
-    except (OSError, ValueError):
-        print(f"notice: LiteRT cache {cache} is damaged or unreadable; converting the model again", file=sys.stderr)
-        return None
+    for cache in litert_caches(model_path):
+        try:
+            return LiteRTModel(cache.read_bytes())
+        except FileNotFoundError:
+            continue
+        # Cut short by a full disk or a copy, or unreadable: treated as missing, not as the user's problem.
+        except (OSError, ValueError):
+            print(f"notice: LiteRT cache {cache} is damaged or unreadable; converting the model again",
+                  file=sys.stderr)
+            return None
+    return None
 
 
 def converted_litert(model, model_path=None):
-    """LiteRTModel converted from the Keras model, and cached beside model_path (litert_cache) when given; None
-    where LiteRT is not installed."""
+    """LiteRTModel converted from the Keras model, and cached for model_path when given: beside it, else in the
+    user's cache folder (litert_caches); None where LiteRT is not installed."""
     if not litert_installed():
         return None
     flatbuffer = convert_to_litert(model)
     if model_path is not None and Path(model_path).is_file():
-        with contextlib.suppress(OSError):  # a read-only folder only costs the conversion next time
-            write_atomically(litert_cache(model_path), flatbuffer)
+        for cache in litert_caches(model_path):
+            try:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                write_atomically(cache, flatbuffer)
+                break
+            except OSError:  # read-only or full; where neither place takes it, the next run converts again
+                continue
     return LiteRTModel(flatbuffer)
 
 

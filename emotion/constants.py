@@ -14,7 +14,9 @@ SCAN_EVERY = 15
 # The five classes of the classic demo, in the alphabetical order that folder loaders give them.
 # Only a default: a trained model carries its own list, and that list wins.
 DEFAULT_CLASS_NAMES = ("angry", "happy", "neutral", "sad", "surprise")
-# Files that ship beside the scripts, found wherever the user runs them from.
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+# Files that ship beside the scripts, found wherever the user runs them from: a clone's top level, or, in an
+# installed package, emotion/scripts, where pyproject.toml puts the scripts and those files.
+INSTALLED_SCRIPTS_DIR = Path(__file__).resolve().parent / "scripts"
+PROJECT_DIR = INSTALLED_SCRIPTS_DIR if INSTALLED_SCRIPTS_DIR.is_dir() else Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = PROJECT_DIR / "Emotion_little_vgg.h5"
 CASCADE_NAME = "haarcascade_frontalface_default.xml"

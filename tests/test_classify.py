@@ -1,4 +1,6 @@
 import os
+import re
+import sys
 from pathlib import Path
 
 import keras
@@ -41,7 +43,7 @@ def real_face_crops():
 
 @pytest.mark.e2e  # about the checkout's files, not the code: mutation runs work in a copy git does not track
 def test_the_shipped_model_s_litert_file_is_committed_and_is_its_own():
-    # Without it, a new clone's first run loads TensorFlow and converts the model (see README, Start-up).
+    # Without it, a new clone's first run loads TensorFlow and converts the model (see docs/speed.md, Start-up).
     import subprocess
 
     from emotion.classify import litert_cache
@@ -93,8 +95,6 @@ def test_litert_file_is_cached_beside_the_model_and_renewed_when_the_model_chang
 
 
 def test_a_damaged_or_unwritable_cache_costs_a_conversion_not_the_run(narrow_model, tmp_path, capfd, monkeypatch):
-    import re
-
     from emotion.model import save_model
     path, faces = tmp_path / "m.h5", np.zeros((2, 48, 48, 1), np.float32)
     save_model(narrow_model, path, NAMES)
@@ -112,8 +112,53 @@ def test_a_damaged_or_unwritable_cache_costs_a_conversion_not_the_run(narrow_mod
     def refuse(self, data):
         raise PermissionError(13, "Permission denied", str(self))
     monkeypatch.setattr(Path, "write_bytes", refuse)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the fallback, which refuses too
     assert litert_from_keras(narrow_model, path)(faces).shape == (2, 5)
-    assert list(tmp_path.glob(".m.h5.*")) == []
+    assert list(tmp_path.glob(".m.h5.*")) == [] and list((tmp_path / "cache").rglob("*.tflite")) == []
+
+
+@pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="platformdirs follows XDG_CACHE_HOME on Linux")
+def test_a_model_folder_that_cannot_be_written_caches_in_the_user_cache_folder(narrow_model, tmp_path, monkeypatch):
+    # As an installed package in a read-only site-packages. Tests run as root here, which chmod cannot stop.
+    import emotion.classify
+    from emotion.model import save_model
+    folder, cache, faces = tmp_path / "read-only", tmp_path / "cache", np.zeros((2, 48, 48, 1), np.float32)
+    folder.mkdir()
+    path = folder / "m.h5"
+    save_model(narrow_model, path, NAMES)
+    write_bytes = Path.write_bytes
+
+    def read_only_folder(self, data):
+        if self.parent == folder:
+            raise PermissionError(13, "Permission denied", str(self))
+        return write_bytes(self, data)
+    monkeypatch.setattr(Path, "write_bytes", read_only_folder)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    assert litert_from_keras(narrow_model, path)(faces).shape == (2, 5)
+    assert sorted(folder.iterdir()) == [path]
+    [cached] = (cache / "little-vgg-emotion").iterdir()  # whole: no partial file beside it
+    assert re.fullmatch(r"m\.h5\.[0-9a-f]{16}\.tflite", cached.name)
+    assert LiteRTModel(cached.read_bytes())(faces).shape == (2, 5)
+
+    def no_conversion(model):
+        raise AssertionError("converted again")
+    monkeypatch.setattr(emotion.classify, "convert_to_litert", no_conversion)
+    assert litert_from_keras(narrow_model, path)(faces).shape == (2, 5), "served from the user cache folder"
+
+
+def test_a_disk_that_fills_up_leaves_no_part_of_a_litert_file_anywhere(narrow_model, tmp_path, monkeypatch):
+    from emotion.model import save_model
+    path, cache = tmp_path / "m.h5", tmp_path / "cache"
+    save_model(narrow_model, path, NAMES)
+
+    def half_then_full(self, data):
+        with open(self, "wb") as file:
+            file.write(data[:len(data) // 2])
+        raise OSError(28, "No space left on device", str(self))
+    monkeypatch.setattr(Path, "write_bytes", half_then_full)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    assert litert_from_keras(narrow_model, path)(np.zeros((1, 48, 48, 1), np.float32)).shape == (1, 5)
+    assert sorted(tmp_path.iterdir()) == [cache, path] and list(cache.rglob("*.*")) == []
 
 
 def test_litert_scores_follow_the_batch_size_as_it_changes(narrow_model):

@@ -67,9 +67,10 @@ def test_a_folder_that_cannot_be_written_still_works(model_copy, monkeypatch):
     def refuse(path, data):
         raise PermissionError(13, "Permission denied", str(path))
     monkeypatch.setattr(Path, "write_bytes", refuse)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(model_copy.parent / "cache"))  # the fallback, which refuses too
     model, _ = load_model(model_copy)
     assert litert_from_keras(model, model_copy)(FACES).shape == (2, 5)
-    assert cache_files(model_copy.parent) == []
+    assert cache_files(model_copy.parent) == [] and list((model_copy.parent / "cache").rglob("*.tflite")) == []
 
 
 def test_runs_started_together_while_the_cache_is_being_written_all_succeed(model_copy, monkeypatch):
