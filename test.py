@@ -20,49 +20,65 @@ LOG_SUFFIXES = ("", ".jsonl", ".json", ".csv")
 
 
 def parse_args(argv=None):
+    # Each group and help line is the README's ("Options of `test.py`"), word for word; a test holds them together.
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--source", default="0",
-                        help="camera index, stream URL (rtsp://, rtmp://, http://, https://, udp://), video file, "
-                        "image file, folder of images, or 'demo'")
-    parser.add_argument("--reconnect-s", type=float, default=10.0,
-                        help="streams: how long to keep trying to open one, or to reopen one that dropped, "
+    source = parser.add_argument_group("input")
+    source.add_argument("--source", default="0",
+                        help="camera index, stream URL (rtsp://, rtmp://, http://, https://, udp://; run like a "
+                        "camera), video file, image file, folder of images and videos, or demo")
+    source.add_argument("--reconnect-s", type=float, default=10.0,
+                        help="streams: how many seconds to keep trying to open one, or to reopen one that dropped, "
                         "before the run ends")
-    parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="trained .h5 model")
-    parser.add_argument("--cascade", default=str(default_cascade_path()),
-                        help="Haar cascade XML (the copy beside test.py, else OpenCV's own)")
-    parser.add_argument("--no-display", action="store_true", help="open no window (servers, CI)")
-    parser.add_argument("--scores", action="store_true",
-                        help="draw every class's score as a bar beside each face (key b switches them in the window)")
-    parser.add_argument("--output", default=None, help="write the annotated video, image or folder here")
-    parser.add_argument("--log", default=None, help="write per-frame results here: .jsonl (JSON Lines) or .csv")
-    parser.add_argument("--overwrite", action="store_true", help="replace --output/--log files that already exist")
-    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
-    parser.add_argument("--no-smoothing", action="store_true",
-                        help="show each frame's raw scores instead of scores smoothed per face over time")
-    parser.add_argument("--no-flip-average", action="store_true",
-                        help="score each face once, not averaged with its mirror image (half the classification cost)")
-    parser.add_argument("--runtime", choices=("litert", "keras"), default="litert",
-                        help="litert: the model with 8-bit weights, derived from the .h5 and cached beside it "
-                        "(fastest); keras: the .h5's float32 weights")
-    parser.add_argument("--detector", choices=DETECTORS, default="haar",
-                        help="haar: OpenCV's Haar cascade, each new face checked by BlazeFace; blazeface: "
-                        "MediaPipe's BlazeFace alone (also finds tilted and half-turned faces near the camera); "
-                        "none: each image or frame is one face as it is (folders of face crops)")
-    parser.add_argument("--min-face", type=int, default=MIN_FACE,
-                        help="smallest face to look for, in pixels (smaller faces are too blurred to read, "
-                        "and skipping them makes detection several times faster)")
-    parser.add_argument("--no-verify", action="store_true",
-                        help="show every Haar box, without BlazeFace's check that it is a face")
-    parser.add_argument("--scan-every", type=int, default=SCAN_EVERY,
-                        help="in video and webcam mode, search the whole frame every n-th frame and in between "
-                        "only around the faces being followed")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="folders holding videos: how many files to process at once (each file on one core "
-                        "or so; results are the same whatever the number)")
-    parser.add_argument("--calibrate", nargs="+", metavar="IMAGE",
-                        help="photos of one person's neutral face: every face's scores are corrected by how "
-                        "the model reads it (for a resting face read as sad or angry)")
+    source.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    source.add_argument("--jobs", type=int, default=1,
+                        help="folders holding videos: how many files to process at once, each in a process of its "
+                        "own (results are the same whatever the number; needs --no-display above 1)")
+    output = parser.add_argument_group("output")
+    output.add_argument("--no-display", action="store_true", help="open no window (servers, CI)")
+    output.add_argument("--scores", action="store_true",
+                        help="every class's score as a bar in its colour beside each face, for a glance at what "
+                        "else a face might be (key b switches them in the window)")
+    output.add_argument("--output", default=None,
+                        help="annotated video (same frame rate and size as the source), image, or folder of images")
+    output.add_argument("--log", default=None,
+                        help="per-frame results: .jsonl (JSON Lines) or .csv (another suffix is refused; a folder "
+                        "for a folder of videos)")
+    output.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --output/--log file (otherwise refused)")
+    scoring = parser.add_argument_group("model and scores")
+    scoring.add_argument("--model", default=str(DEFAULT_MODEL_PATH),
+                         help="the trained model; its labels come from the file")
+    scoring.add_argument("--runtime", choices=("litert", "keras"), default="litert",
+                         help="litert: the model with 8-bit weights, derived from the .h5 at first use and cached "
+                         "beside it as a hidden .tflite named after the .h5's hash (the shipped model's is "
+                         "committed); keras: the .h5's float32 weights")
+    scoring.add_argument("--no-smoothing", action="store_true",
+                         help="show each frame's raw scores (smoothing is on for video and webcam, never for "
+                         "images); new faces are still confirmed")
+    scoring.add_argument("--no-flip-average", action="store_true",
+                         help="score each face without its mirror image (video: 1 view instead of 2; images: 9 "
+                         "instead of 18)")
+    scoring.add_argument("--calibrate", nargs="+", metavar="IMAGE",
+                         help="one or more photos of the person's neutral face: every face's scores are corrected "
+                         "by how the model reads it; a photo without a face stops the run")
+    faces = parser.add_argument_group("finding faces")
+    faces.add_argument("--cascade", default=str(default_cascade_path()),
+                       help="Haar cascade XML file (OpenCV's own copy when none is beside test.py)")
+    faces.add_argument("--detector", choices=DETECTORS, default="haar",
+                       help="haar: OpenCV's Haar cascade, each new face checked by BlazeFace; blazeface: MediaPipe's "
+                       "BlazeFace (short range) alone, which also finds tilted and half-turned faces, but only near "
+                       "the camera; none: each image (or video frame) is one face as it is, for folders of face "
+                       "crops such as FER2013's")
+    faces.add_argument("--min-face", type=int, default=MIN_FACE,
+                       help="smallest face looked for, in pixels; smaller faces are too blurred for the 48x48 "
+                       "classifier, and skipping them makes Haar several times faster")
+    faces.add_argument("--no-verify", action="store_true",
+                       help="show every Haar box, without BlazeFace's check (faster on still images; video checks "
+                       "each new face only once)")
+    faces.add_argument("--scan-every", type=int, default=SCAN_EVERY,
+                       help="video and webcam: search the whole frame every n-th frame, and in between only around "
+                       "the faces being followed")
     return parser.parse_args(argv)
 
 

@@ -22,75 +22,84 @@ DEFAULT_LEARNING_RATES = {"adamw": 2e-3, "sgd": 1e-2}
 
 
 def parse_args(argv=None):
+    # Each group and help line is the README's ("Training: `training.py`"), word for word; a test holds them together.
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--train-dir", default="train", help="training images, one sub-folder per class")
-    parser.add_argument("--val-dir", default="test", help="validation images, one sub-folder per class")
-    parser.add_argument("--csv", default=None, help="train from the Kaggle fer2013.csv instead of folders "
-                        "(Training rows train, PublicTest rows validate)")
-    parser.add_argument("--votes", default=None, metavar="CSV",
-                        help="learn FER+'s ten votes per face instead of the folder labels: the training images' votes "
-                        "(columns file, class, neutral, happiness, ... NF, as ../shared/ferplus/train.csv); every class "
-                        "folder is read, and each face is trained on the share of votes each class got")
-    parser.add_argument("--val-votes", default=None, metavar="CSV",
-                        help="the validation images' votes (as ../shared/ferplus/test.csv): validate against FER+'s "
-                        "majority label, and report the folder labels' figures beside it")
-    parser.add_argument("--ferplus", default=None, metavar="CSV",
-                        help="with --csv: learn the votes of FER+'s fer2013new.csv as published (row i is row i of "
-                        "the fer2013.csv)")
-    parser.add_argument("--classes", default=",".join(DEFAULT_CLASS_NAMES),
-                        help="comma-separated class folders to use; other folders are ignored")
-    parser.add_argument("--extra-classes", default=None, metavar="NAMES",
-                        help="comma-separated class folders that are also learnt from the training images, but "
-                        "that the saved model does not answer (e.g. fear,disgust): their faces still teach the "
-                        "network, and each answer is as if the face showed one of --classes")
-    parser.add_argument("--epochs", type=int, default=60, help="most epochs to train (early stopping may end sooner)")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per training step")
-    parser.add_argument("--optimizer", choices=tuple(DEFAULT_LEARNING_RATES), default="adamw",
-                        help="adamw, or sgd: SGD with Nesterov momentum 0.9 and weight decay 5e-4")
-    parser.add_argument("--learning-rate", type=float, default=None,
-                        help="peak learning rate; None takes --optimizer's: " + ", ".join(
-                            f"{rate:g} for {name}" for name, rate in DEFAULT_LEARNING_RATES.items()))
-    parser.add_argument("--class-weight-power", type=float, default=0.5,
-                        help="weigh classes by (mean count / class count) ** this: 1 balances fully, 0 not at all")
-    parser.add_argument("--label-smoothing", type=float, default=0.1, help="share of each target spread over classes")
-    parser.add_argument("--camera-artefacts", action="store_true",
-                        help="also augment with JPEG recompression, blur, exposure and sensor noise, as webcams "
-                        "and phones give (measured: no gain yet, see README; TensorFlow backend only)")
-    parser.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
-                        help="blend each training image and its target with another's, by a Beta(ALPHA, ALPHA) "
-                        "weight (mixup; 0.2 is usual); 0 turns it off")
-    parser.add_argument("--weight-averaging", action="store_true",
-                        help="validate and save a moving average of the weights (over about 1000 steps) instead "
-                        "of the last step's weights")
-    parser.add_argument("--init-from", default=None, metavar="MODEL_H5",
-                        help="start from this trained model's weights (same classes) instead of random ones, "
-                        "to train an existing model further")
-    parser.add_argument("--teacher", action="append", metavar="MODEL_H5",
-                        help="distil: also learn from this trained model's answers on each training image (same "
-                        "classes); repeat it to learn from the mean of several models")
-    parser.add_argument("--teacher-weight", type=float, default=0.5,
-                        help="share of each training target taken from the teachers' answers, above 0 and at most "
-                        "0.5 (the true class keeps the largest share)")
-    parser.add_argument("--hold-out", default=None, metavar="K/N",
-                        help="train without the K-th of N folds of the training images (every N-th image from the "
-                        "K-th), and record it in the model: as a --teacher it then answers for that fold only, "
-                        "images it never saw")
-    parser.add_argument("--recalibrate", default=None, metavar="MODEL_H5",
-                        help="train nothing: re-estimate this trained model's BatchNorm statistics on the training "
-                        "images, as every run does after its last epoch, and save it as --model-out with its report")
-    parser.add_argument("--convert", default=None, metavar="MODEL_H5",
-                        help="train nothing: save this trained model (such as a Keras 2 file of the original toolkit) "
-                        "as --model-out, with --classes as its class names in output order and its pixel scaling "
-                        "inside, so that test.py loads it with nothing assumed")
-    parser.add_argument("--patience", type=int, default=10, help="epochs without a better val accuracy before stopping")
-    parser.add_argument("--seed", type=int, default=1337, help="random seed for weights, shuffling and augmentation")
-    parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto",
-                        help="compute precision; auto picks bfloat16 where the hardware has it")
-    parser.add_argument("--max-per-class", type=int, default=None, help="use at most this many images per class")
-    parser.add_argument("--model-out", default="Emotion_little_vgg.h5",
-                        help="trained model; its report and checkpoints are written beside it")
-    parser.add_argument("--resume", action="store_true", help="continue the interrupted run that wrote --model-out")
+    data = parser.add_argument_group("data and labels")
+    data.add_argument("--train-dir", default="train", help="training images, one sub-folder per class")
+    data.add_argument("--val-dir", default="test", help="validation images, one sub-folder per class")
+    data.add_argument("--csv", default=None, help="train from the Kaggle fer2013.csv instead of folders: its Training "
+                      "rows train, its PublicTest rows validate")
+    data.add_argument("--classes", default=",".join(DEFAULT_CLASS_NAMES),
+                      help="class folders to use, in output order; add disgust,fear for all seven")
+    data.add_argument("--extra-classes", default=None, metavar="NAMES",
+                      help="class folders learnt from the training images but not answered, e.g. fear,disgust: their "
+                      "faces also teach the network, and the saved model drops their outputs")
+    data.add_argument("--max-per-class", type=int, default=None,
+                      help="cap images per class (quick experiments, smoke runs)")
+    data.add_argument("--votes", default=None, metavar="CSV",
+                      help="learn FER+'s ten votes per face instead of the folder labels: the training images' votes "
+                      "file (as ../shared/ferplus/train.csv)")
+    data.add_argument("--val-votes", default=None, metavar="CSV",
+                      help="the validation images' votes file (as ../shared/ferplus/test.csv): validate against "
+                      "FER+'s majority label")
+    data.add_argument("--ferplus", default=None, metavar="CSV",
+                      help="with --csv: FER+'s fer2013new.csv as published, whose row i holds the votes of "
+                      "fer2013.csv's row i")
+    schedule = parser.add_argument_group("schedule")
+    schedule.add_argument("--epochs", type=int, default=60, help="most epochs (early stopping may end sooner)")
+    schedule.add_argument("--patience", type=int, default=10,
+                          help="epochs without a better validation accuracy before stopping")
+    schedule.add_argument("--batch-size", type=int, default=64, help="images per step (per GPU when several are used)")
+    schedule.add_argument("--optimizer", choices=tuple(DEFAULT_LEARNING_RATES), default="adamw",
+                          help="adamw, or sgd: SGD with Nesterov momentum 0.9 and weight decay 5e-4")
+    schedule.add_argument("--learning-rate", type=float, default=None,
+                          help=f"peak learning rate ({DEFAULT_LEARNING_RATES['sgd']:g} with --optimizer sgd): one "
+                          "warm-up epoch, then cosine decay")
+    schedule.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto",
+                          help="auto picks mixed_bfloat16 where the hardware computes bfloat16 fast (a TPU, an NVIDIA "
+                          "GPU from Ampere on, an Intel CPU with AVX-512 BF16 or AMX), else float32")
+    schedule.add_argument("--seed", type=int, default=1337, help="weights, shuffling and augmentation")
+    targets = parser.add_argument_group("targets and augmentation")
+    targets.add_argument("--class-weight-power", type=float, default=0.5,
+                         help="class weights (mean count / class count) ** power: 1 balances the classes fully, 0 "
+                         "not at all")
+    targets.add_argument("--label-smoothing", type=float, default=0.1,
+                         help="share of each target spread evenly over all classes")
+    targets.add_argument("--camera-artefacts", action="store_true",
+                         help="also augment with JPEG recompression, blur, exposure and sensor noise, as webcams and "
+                         "phones give (TensorFlow backend only; no gain measured yet)")
+    targets.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
+                         help="blend each training image and its target with another of its batch, by a weight drawn "
+                         "per image from Beta(ALPHA, ALPHA); 0.2 is the usual ALPHA, 0 turns it off")
+    targets.add_argument("--weight-averaging", action="store_true",
+                         help="validate, checkpoint and save a moving average of the weights (over about 1000 steps) "
+                         "instead of the last step's weights")
+    start = parser.add_argument_group("starting points and teachers")
+    start.add_argument("--init-from", default=None, metavar="MODEL_H5",
+                       help="start from a trained model's weights (the same classes, in the same order) instead of "
+                       "random ones, to train it further")
+    start.add_argument("--teacher", action="append", metavar="MODEL_H5",
+                       help="distil: learn also from a trained model's answers on each training image; repeat it to "
+                       "learn from the mean of several models")
+    start.add_argument("--teacher-weight", type=float, default=0.5,
+                       help="share of each training target taken from the teachers' answers (above 0, at most 0.5: "
+                       "the true class keeps the largest share)")
+    start.add_argument("--hold-out", default=None, metavar="K/N",
+                       help="K/N: train without the K-th of N folds of the training images and record that in the "
+                       "model; given as a --teacher, it answers only for that fold, images it never saw")
+    output = parser.add_argument_group("output, and runs that train nothing")
+    output.add_argument("--recalibrate", default=None, metavar="MODEL_H5",
+                        help="re-estimate a trained model's BatchNorm statistics on the training images, as every run "
+                        "does after its last epoch, and save it as --model-out with its report")
+    output.add_argument("--convert", default=None, metavar="MODEL_H5",
+                        help="save a trained model, such as a Keras 2 .h5 of the original toolkit, as --model-out "
+                        "with --classes as its class names and its pixel scaling inside, so that test.py loads it "
+                        "with nothing assumed")
+    output.add_argument("--model-out", default="Emotion_little_vgg.h5",
+                        help="the model; its report, log and checkpoints go beside it")
+    output.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from its last completed epoch")
     args = parser.parse_args(argv)
     args.classes = [name.strip().lower() for name in args.classes.split(",") if name.strip()]
     if args.learning_rate is None:

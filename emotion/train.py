@@ -88,7 +88,7 @@ def recalibrate_batch_norm(model, images, batch_size=256):
     their mirror images, unaugmented, as SWA's update_bn does; returns model.
 
     Training leaves them as moving averages over augmented batches, and over weights that kept changing: the
-    statistics of faces the network never sees at test time. Measured gains: README Results.
+    statistics of faces the network never sees at test time. Measured gains: docs/training.md.
     """
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in norms]

@@ -1,4 +1,5 @@
 """training.py and test.py driven as a user drives them: real processes, real files, exit codes."""
+import argparse
 import csv
 import json
 import re
@@ -8,7 +9,7 @@ import cv2
 import h5py
 import pytest
 
-from tests.conftest import CLASSES, ROOT, run_script, write_dataset, write_video
+from tests.conftest import CLASSES, ROOT, load_script, run_script, write_dataset, write_video
 
 
 def assert_one_line_error(result, *fragments, code=None):
@@ -21,24 +22,108 @@ def assert_one_line_error(result, *fragments, code=None):
         assert fragment in lines[0]
 
 
-def readme_options(section):
-    """The options in the first table of a README section, e.g. ['--source', '--model', ...]."""
-    text = (ROOT / "README.md").read_text().split(f"## {section}", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in text.splitlines() if line.startswith("| `--")]
-    return [option for row in rows for option in re.findall(r"`(--[a-z0-9-]+)`", row.split("|")[1])]
+# Where each script's options are documented: the README's section (one table per group, each under a "###"
+# heading named as the script's argparse group), and, for training.py, docs/training.md's table with every detail.
+OPTION_SECTIONS = {"training.py": ("README.md", "Training: `training.py`"),
+                   "test.py": ("README.md", "Options of `test.py`")}
+DETAILED_OPTIONS = {"training.py": ("docs/training.md", "Every option in full")}
 
 
-@pytest.mark.parametrize(("script", "section"), [("training.py", "Training"), ("test.py", "Live recognition")])
-def test_help_and_the_readme_list_the_same_options(script, section):
+def doc_section(title, path="README.md"):
+    """The text under the heading `title` (of any level) of a Markdown file, up to the next heading of that level or
+    above; headings inside code blocks do not count."""
+    lines, fenced, start, level = (ROOT / path).read_text().splitlines(), False, None, 0
+    for index, line in enumerate(lines):
+        fenced ^= line.startswith("```")
+        heading = None if fenced else re.match(r"(#+) (.+)", line)
+        if heading and start is not None and len(heading.group(1)) <= level:
+            return "\n".join(lines[start:index])
+        if heading and start is None and heading.group(2).strip() == title:
+            start, level = index + 1, len(heading.group(1))
+    assert start is not None, f"{path} has no heading {title!r}"
+    return "\n".join(lines[start:])
+
+
+def option_rows(text):
+    """[(options, default cell, what-it-does cell)] of the option tables' rows in text."""
+    rows = []
+    for line in text.splitlines():
+        if line.startswith("| `--"):
+            cells = [cell.strip() for cell in line.split("|")[1:-1]]
+            rows.append((re.findall(r"`(--[a-z0-9-]+)`", cells[0]), cells[1], cells[2]))
+    return rows
+
+
+def readme_options(script, where=OPTION_SECTIONS):
+    """The options of a script's tables in the README (or in `where`'s place for it), e.g. ['--source', ...]."""
+    return [option for options, _, _ in option_rows(doc_section(where[script][1], where[script][0]))
+            for option in options]
+
+
+def readme_groups(script):
+    """[(group heading, {option: what-it-does cell})] of a script's README section, in order."""
+    groups = []
+    for block in re.split(r"^### ", doc_section(OPTION_SECTIONS[script][1], OPTION_SECTIONS[script][0]),
+                          flags=re.MULTILINE)[1:]:
+        rows = {options[0]: what for options, _, what in option_rows(block) if len(options) == 1}
+        if rows:
+            groups.append((block.splitlines()[0].strip(), rows))
+    return groups
+
+
+@pytest.mark.parametrize("script", ["training.py", "test.py"])
+def test_help_and_the_readme_list_the_same_options(script):
     result = run_script(script, "--help")
     assert result.returncode == 0 and "(default:" in result.stdout
-    options = readme_options(section)
+    options = readme_options(script)
     assert len(options) >= 10
     for option in options:
         # As a whole option: --model must not pass on the strength of --model-out.
         assert re.search(rf"{option}(?![a-z-])", result.stdout), option
     in_help = set(re.findall(r"^  (--[a-z0-9-]+)", result.stdout, re.MULTILINE)) - {"--help"}
     assert in_help == set(options), "an option missing from the README's table, or one the script lacks"
+    if script in DETAILED_OPTIONS:
+        detailed = readme_options(script, DETAILED_OPTIONS)
+        assert sorted(detailed) == sorted(options), f"{DETAILED_OPTIONS[script][0]}'s table lists other options"
+
+
+def script_parser(script, monkeypatch):
+    """The ArgumentParser that a script's parse_args builds, caught as it is about to parse."""
+    class Built(Exception):
+        pass
+
+    def catch(parser, *args, **kwargs):
+        raise Built(parser)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", catch)
+    with pytest.raises(Built) as built:
+        load_script(script.removesuffix(".py")).parse_args([])
+    return built.value.args[0]
+
+
+def plain(markdown):
+    """A table cell as --help shows it: no backticks, one space between words."""
+    return " ".join(markdown.replace("`", "").split())
+
+
+@pytest.mark.parametrize("script", ["training.py", "test.py"])
+def test_help_groups_and_lines_are_the_readme_s(script, monkeypatch):
+    """--help reads like the README: the same groups, in the same order, each option's help its table's words."""
+    parser = script_parser(script, monkeypatch)
+    formatter = parser._get_formatter()
+    groups = []
+    for group in parser._action_groups:
+        actions = [action for action in group._group_actions if action.option_strings != ["-h", "--help"]]
+        if actions:
+            groups.append((group.title, {action.option_strings[0]: formatter._expand_help(action)
+                                         for action in actions}))
+    readme = readme_groups(script)
+    assert [title.lower() for title, _ in groups] == [title.lower() for title, _ in readme]
+    for (title, helps), (_, rows) in zip(groups, readme, strict=True):
+        assert list(helps) == list(rows), f"{title}: the options or their order differ from the README's"
+        for option, help_line in helps.items():
+            help_line = " ".join(help_line.split()).rsplit(" (default: ", 1)[0]  # what ArgumentDefaults adds
+            assert help_line == plain(rows[option]), option
 
 
 def test_training_writes_a_model_with_its_class_names_and_a_report(tiny_model):

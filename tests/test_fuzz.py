@@ -2,7 +2,7 @@
 under the expected name, as test.py's image, video and folder sources, its --model and --cascade, and
 training.py's --csv and training folders; and a disk that fills up while a model is saved.
 
-What each must give: test.py one line on stderr and exit code 2 (the README: "Every user mistake ends like
+What each must give: test.py one line on stderr and exit code 2 (docs/what-happens.md: "Every user mistake ends like
 this"); training.py one `error:` line, its exit code 1 (`raise SystemExit("error: ...")`); inside a dataset (a
 folder source, training images, CSV rows) a skip that is counted or named, the rest used. Never a traceback, never
 a hang: each hypothesis example has a deadline, each subprocess a timeout, and each test a watchdog (no_hang).

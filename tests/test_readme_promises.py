@@ -1,10 +1,10 @@
-"""Every promise of README.md's option tables, window keys and "What happens when..." list, observed by a test.
+"""Every promise of README.md's option tables and window keys, and of docs/what-happens.md's list, observed by a test.
 
 An option must change something a test sees, not merely be accepted; a failure must end as the README says (test.py:
 one `error:` line and exit code 2; training.py: one `error:` line from `SystemExit`, exit code 1). Most of those
 tests live in the other files; this one holds the ones that were missing, and the meta-tests at its end that keep it
-so: OPTION_TESTS and WHAT_HAPPENS_TESTS name, for each README option and each "What happens when..." item, the
-tests that observe it, and a new option or item without one fails the suite.
+so: OPTION_TESTS and WHAT_HAPPENS_TESTS name, for each option of the README's tables and each item of
+docs/what-happens.md, the tests that observe it, and a new option or item without one fails the suite.
 
 Speed: both scripts run in this process (loaded as modules, as tests/test_inputs.py does), training builds the
 little VGG four filters wide instead of 32-256, and most training tests stop where `model.fit` would start, with
@@ -31,13 +31,8 @@ from emotion import model as model_module
 from emotion import window
 from emotion.sources import demo_frames, sample_face
 from tests.conftest import ROOT, load_script, pattern_image, run_script, write_video
-from tests.test_cli import readme_options
+from tests.test_cli import DETAILED_OPTIONS, OPTION_SECTIONS, doc_section, option_rows, readme_options
 from tests.test_window import FakeScreen
-
-
-def readme_section(title):
-    return (ROOT / "README.md").read_text().split(f"## {title}", 1)[1].split("\n## ", 1)[0]
-
 
 # --- training.py, run here -----------------------------------------------------------------------------------
 
@@ -764,7 +759,7 @@ def test_any_key_shows_the_next_image(monkeypatch):
 
 
 def test_the_window_title_lists_the_keys_of_the_readme_s_table():
-    text = readme_section("Live recognition").split("| key |", 1)[1].split("\n\n", 1)[0]
+    text = doc_section(OPTION_SECTIONS["test.py"][1]).split("| key |", 1)[1].split("\n\n", 1)[0]
     keys = re.findall(r"^\| `([^`]+)`(?:, `([^`]+)`)? \|", text, re.MULTILINE)
     keys = [key for row in keys for key in row if key]
     assert keys == ["q", "Esc", "space", "s", "b", "c"]
@@ -775,24 +770,22 @@ def test_the_window_title_lists_the_keys_of_the_readme_s_table():
 # --- the README's tables against the scripts --------------------------------------------------------------------
 
 
-def readme_defaults(section):
-    """{option: the default column's text} of the first table of a README section."""
-    text = readme_section(section)
+def readme_defaults(script, where=OPTION_SECTIONS):
+    """{option: the default column's text} of a script's option tables in the README (or in `where`'s place)."""
     defaults = {}
-    for row in (line for line in text.splitlines() if line.startswith("| `--")):
-        cells = [cell.strip() for cell in row.split("|")[1:-1]]
-        options = re.findall(r"`(--[a-z0-9-]+)`", cells[0])
+    for options, default, _ in option_rows(doc_section(where[script][1], where[script][0])):
         # One option: the whole cell; several (`--train-dir`, `--val-dir`): one `value` each.
-        values = re.findall(r"`([^`]*)`", cells[1]) if len(options) > 1 else [cells[1].replace("`", "")]
+        values = re.findall(r"`([^`]*)`", default) if len(options) > 1 else [default.replace("`", "")]
         defaults.update(zip(options, values, strict=True))
     return defaults
 
 
-@pytest.mark.parametrize(("script", "section"), [("training", "Training"), ("test", "Live recognition")])
-def test_the_readme_s_defaults_are_the_scripts_defaults(script, section, monkeypatch, tmp_path):
+@pytest.mark.parametrize(("script", "where"), [("training", OPTION_SECTIONS), ("training", DETAILED_OPTIONS),
+                                               ("test", OPTION_SECTIONS)])
+def test_the_readme_s_defaults_are_the_scripts_defaults(script, where, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # "beside test.py" holds wherever the user runs it from
     args = vars(load_script(script).parse_args([]))
-    for option, readme in readme_defaults(section).items():
+    for option, readme in readme_defaults(f"{script}.py", where).items():
         value = args[option[2:].replace("-", "_")]
         if readme in ("", "all"):
             assert value in (None, False), option
@@ -906,8 +899,9 @@ OPTION_TESTS = {
     "--calibrate": ["test_calibrate.py::test_cli_calibrate_runs_on_a_video_and_refuses_an_image_without_a_face"],
 }
 
-# For each "What happens when..." item (by the start of its bold title), the tests that provoke it and check its
-# outcome. A parametrized test's case is named as pytest shows it: "file.py::name[case]".
+# For each "What happens when..." item of WHAT_HAPPENS_DOC (by the start of its bold title), the tests that provoke it
+# and check its outcome. A parametrized test's case is named as pytest shows it: "file.py::name[case]".
+WHAT_HAPPENS_DOC = "docs/what-happens.md"
 WHAT_HAPPENS_TESTS = {
     "There is no camera at that index": [
         test_no_camera_at_the_index_gives_the_readme_s_line_and_exit_code_2,
@@ -1036,7 +1030,7 @@ def named_test(reference):
 
 
 def test_every_readme_option_is_passed_by_a_test_that_observes_it():
-    options = readme_options("Training") + readme_options("Live recognition")
+    options = readme_options("training.py") + readme_options("test.py")
     assert set(OPTION_TESTS) == set(options), "an option in the README's tables without tests, or one gone from them"
     for option, references in OPTION_TESTS.items():
         for reference in references:
@@ -1048,18 +1042,19 @@ def test_every_readme_option_is_passed_somewhere_in_the_tests_besides_the_help_t
     end of the arguments (a key of OPTION_TESTS, followed by a colon, does not count), not in an assert line."""
     sources = "\n".join(line for path in Path(__file__).parent.glob("*.py") for line in path.read_text().splitlines()
                         if not line.lstrip().startswith("assert"))
-    for option in readme_options("Training") + readme_options("Live recognition"):
+    for option in readme_options("training.py") + readme_options("test.py"):
         assert re.search(rf"""["']{option}["']\s*[,)\]]""", sources), f"no test passes {option}"
 
 
 def test_every_what_happens_when_item_has_tests_that_provoke_it():
     titles = [" ".join(title.split()) for title in  # a bold title may run over two lines
-              re.findall(r"^- \*\*(.+?)\*\*", readme_section("What happens when…"), re.MULTILINE | re.DOTALL)]
+              re.findall(r"^- \*\*(.+?)\*\*", doc_section("What happens when…", WHAT_HAPPENS_DOC),
+                         re.MULTILINE | re.DOTALL)]
     assert len(titles) >= 20
     for title in titles:
         starts = [start for start in WHAT_HAPPENS_TESTS if title.startswith(start)]
-        assert len(starts) == 1, f"README item without tests in WHAT_HAPPENS_TESTS: {title}"
-    assert len(WHAT_HAPPENS_TESTS) == len(titles), "WHAT_HAPPENS_TESTS names an item the README no longer has"
+        assert len(starts) == 1, f"{WHAT_HAPPENS_DOC} item without tests in WHAT_HAPPENS_TESTS: {title}"
+    assert len(WHAT_HAPPENS_TESTS) == len(titles), f"WHAT_HAPPENS_TESTS names an item {WHAT_HAPPENS_DOC} no longer has"
     for references in WHAT_HAPPENS_TESTS.values():
         for reference in references:
             named_test(reference)

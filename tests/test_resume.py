@@ -96,7 +96,7 @@ def test_ctrl_c_or_kill_keeps_best_and_last_checkpoint_and_exits_cleanly(data, s
     assert model_out.is_file() and (data / "m.backup" / "latest.weights.h5").is_file()
 
 
-# The save, export and resume paths in-process, cheaply (mutation runs use these; see README, Tests).
+# The save, export and resume paths in-process, cheaply (mutation runs use these; see docs/testing.md).
 @pytest.fixture
 def float32_afterwards():
     import keras
