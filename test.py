@@ -34,6 +34,10 @@ def parse_args(argv=None):
     source.add_argument("--jobs", type=int, default=1,
                         help="folders holding videos: how many files to process at once, each in a process of its "
                         "own (results are the same whatever the number; needs --no-display above 1)")
+    source.add_argument("--cluster", default=None, metavar="ADDRESS",
+                        help="folders holding videos: run each video, and the images in chunks, on the workers of the "
+                        "Dask scheduler at this address (tcp://HOST:PORT); needs --log, and the same command again "
+                        "skips the videos done")
     output = parser.add_argument_group("output")
     output.add_argument("--no-display", action="store_true", help="open no window (servers, CI)")
     output.add_argument("--scores", action="store_true",
@@ -101,10 +105,18 @@ def main(argv=None):
             return fail("no display available: add --no-display (with --output or --log to keep the results)")
         if args.jobs > 1:
             return fail("--jobs runs several files at once, which one window cannot show: add --no-display")
+        if args.cluster:
+            return fail("--cluster runs the files on the cluster's workers, where no window shows them: add --no-display")
+    if args.cluster and not args.log:
+        return fail("--cluster needs --log: the logs are the archive's results, and what the same command again skips by")
+    if args.cluster and args.jobs > 1:
+        return fail("--cluster and --jobs: the cluster's workers set how many files run at once; leave out --jobs")
     from emotion.sources import folder_videos
     folder = Path(args.source)
     if folder.is_dir() and folder_videos(folder):
-        return run_folder(args, folder)
+        return run_cluster(args, folder) if args.cluster else run_folder(args, folder)
+    if args.cluster:
+        return fail(f"--cluster runs a folder holding videos, and {args.source} is not one")
     return run(args)
 
 
@@ -134,6 +146,16 @@ def run_folder(args, folder):
     print(f"{folder}: {len(runs) - len(failed)} of {len(runs)} run(s) done"
           + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 2 if failed else 0
+
+
+def run_cluster(args, folder):
+    """run_folder's work on the workers of the Dask scheduler at --cluster (emotion.cluster)."""
+    from emotion.cluster import ClusterError, run_archive
+    from emotion.model import ModelFileError
+    try:
+        return run_archive(args, folder)
+    except (ClusterError, ModelFileError) as error:
+        return fail(error)
 
 
 def run(args):

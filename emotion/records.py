@@ -6,6 +6,7 @@
         log.write(frame_index, None, faces, file="party.jpg")
     print(summarise(records, class_names)); plot_timeline(records, class_names, "emotions.png")
     print(summarise_images(records, class_names)); plot_shares(records, class_names, "photos.png")  # images
+    plot_archive([("clip1.mp4", 120, [0.1, 0.6, 0.3, 0.0, 0.0])], class_names, "archive.png")  # folders of videos
 """
 import csv
 import io
@@ -82,12 +83,17 @@ def csv_text(rows):
     return text.getvalue()
 
 
+def face_counts(records):
+    """(Counter of the labels of all face observations, number of distinct faces) of a video's records."""
+    labels = Counter(face["label"] for record in records for face in record["faces"])
+    return labels, len({face.get("face_id") for record in records for face in record["faces"]})
+
+
 def summarise(records, class_names):
     """Text: frames, faces seen, and each emotion's share of all face observations."""
-    labels = Counter(face["label"] for record in records for face in record["faces"])
+    labels, faces = face_counts(records)
     total = sum(labels.values())
-    ids = {face.get("face_id") for record in records for face in record["faces"]}
-    lines = [f"{len(records)} frames, {total} face observations, {len(ids)} distinct face(s)"]
+    lines = [f"{len(records)} frames, {total} face observations, {faces} distinct face(s)"]
     lines += [f"  {name:>9}: {labels[name] / total:6.1%}" for name in class_names if total]
     return "\n".join(lines)
 
@@ -121,6 +127,30 @@ def plot_shares(records, class_names, path):
     axes.set(yticks=list(positions), yticklabels=class_names, xlim=(0, 1.15), xlabel="share of images",
              title=f"{len(records)} image(s), {sum(counts.values())} with a face")
     figure.tight_layout()
+    with write_or_undo(path, lambda: Path(path).unlink(missing_ok=True)):
+        figure.savefig(path, dpi=110)
+
+
+def plot_archive(videos, class_names, path):
+    """PNG for a folder of videos: one bar per video, and one for them all on top, each split into the emotions'
+    shares of its face observations. videos: [(name, face observations, [share of each class])]."""
+    total = sum(observations for _, observations, _ in videos)
+    overall = [sum(observations * shares[column] for _, observations, shares in videos) / max(total, 1)
+               for column in range(len(class_names))]
+    bars = [(f"all {len(videos)} videos", overall), *((name, shares) for name, _, shares in videos)]
+    # A bar a line high keeps a few hundred videos readable; a longer archive is better read in the CSV.
+    figure = Figure(figsize=(9, min(1.8 + 0.28 * len(bars), 80)), layout="constrained")
+    axes = figure.subplots()
+    positions = range(len(bars))[::-1]  # the archive's bar on top, then the videos in name order
+    left = [0.0] * len(bars)
+    for column, name in enumerate(class_names):
+        widths = [shares[column] for _, shares in bars]
+        axes.barh(positions, widths, left=left, label=name,
+                  color=matplotlib_colour(label_colour(name, class_names)))
+        left = [start + width for start, width in zip(left, widths)]
+    axes.set(yticks=list(positions), yticklabels=[name for name, _ in bars], xlim=(0, 1),
+             xlabel="share of the face observations", title=f"{len(videos)} videos, {total} face observations")
+    figure.legend(loc="outside upper center", ncol=len(class_names), fontsize=8, frameon=False)
     with write_or_undo(path, lambda: Path(path).unlink(missing_ok=True)):
         figure.savefig(path, dpi=110)
 
