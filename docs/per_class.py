@@ -1,4 +1,4 @@
-"""Draw docs/per_class.png: recall per class on FER2013, each model of the README's first "How good is it" table.
+"""Draw docs/per_class.png: recall per class on FER2013's test faces, each model of the README's first "How good is it" table.
 
     python docs/per_class.py
 
@@ -45,7 +45,7 @@ def main(out=ROOT / "docs" / "per_class.png"):
     axes.set_xticks(range(len(classes)), classes)
     axes.set_ylabel("recall, %")
     axes.set_ylim(0, 100)
-    axes.set_title("FER2013 PublicTest, five classes: recall per class")
+    axes.set_title("FER2013 PublicTest, five classes, FER+ majority labels: recall per class")
     axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
     axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
