@@ -306,13 +306,13 @@ def main(argv=None):
     import keras
 
     from emotion.data import (
+        FER_CSV_LABELS,
         DatasetError,
         FaceBatches,
         check_every_class_present,
+        class_folder_names,
         class_weights,
         fold_mask,
-        FER_CSV_LABELS,
-        class_folder_names,
         load_fer_csv,
         load_ferplus_csv,
         load_image_folder,

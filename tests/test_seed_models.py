@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from emotion.model import load_model
-from tests.conftest import CLASSES, ROOT, load_script, pattern_image, run_script
+from tests.conftest import CLASSES, load_script, pattern_image, run_script
 
 HE_NORMAL = {"class_name": "VarianceScaling", "config": {"scale": 2.0, "mode": "fan_in", "distribution": "normal",
                                                          "seed": None}}

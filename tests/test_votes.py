@@ -86,10 +86,10 @@ def test_a_votes_file_is_keyed_by_class_folder_and_file(tmp_path):
 @pytest.mark.parametrize(("content", "message"), [
     ("file,class,neutral,happiness\nx.jpg,happy,1,9\n", "lacks the column.*surprise, sadness.*NF"),
     ("file,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n", "lacks the column.*class"),
-    ("file,class,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
-     "a.jpg,sad,1,1,1,1,1,1,1,1,1,1\nb.jpg,sad,1,1,x,1,1,1,1,1,1,1\n", "line 3: vote counts that are not whole"),
-    ("file,class,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
-     "a.jpg,sad,1,1,-1,1,1,1,1,1,1,1\n", "line 2: a negative vote count"),
+    (("file,class,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
+      "a.jpg,sad,1,1,1,1,1,1,1,1,1,1\nb.jpg,sad,1,1,x,1,1,1,1,1,1,1\n"), "line 3: vote counts that are not whole"),
+    (("file,class,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
+      "a.jpg,sad,1,1,-1,1,1,1,1,1,1,1\n"), "line 2: a negative vote count"),
 ])
 def test_a_votes_file_of_the_wrong_kind_is_refused_saying_why(tmp_path, content, message):
     (tmp_path / "votes.csv").write_text(content)
