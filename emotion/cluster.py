@@ -266,10 +266,11 @@ def connect(address):
         raise ClusterError(f"--cluster {address}: {error}; give the scheduler's address as tcp://HOST:PORT") from None
 
 
-def say(text, file=sys.stdout):
-    """A line that leaves the progress bar whole."""
+def say(text, file=None):
+    """A line that leaves the progress bar whole, on file or on sys.stdout as it is now (not as it was at import:
+    a caller may have redirected it since)."""
     from tqdm import tqdm
-    tqdm.write(str(text), file=file)
+    tqdm.write(str(text), file=file or sys.stdout)
 
 
 def answer_of(future, name):
