@@ -48,30 +48,34 @@ def make_archive(sources, count, folder):
 
 
 @contextmanager
-def local_cluster(workers, folder):
-    """The address of a scheduler and `workers` one-thread workers on 127.0.0.1, each a process of its own that
-    imports the project from this checkout; all stopped on leaving."""
-    environment = {**os.environ, "PYTHONPATH": str(repo_root)}
-    folder.mkdir(parents=True)
+def local_cluster(workers, folder, environment=None, timeout=60):
+    """(the scheduler's address, the workers' processes): a scheduler and `workers` one-thread workers named
+    worker-1, worker-2... on 127.0.0.1, each a process of its own that imports the project from this checkout, with
+    environment (this process's by default); the workers run without a nanny, so that killing one's process kills
+    the worker. All stopped on leaving; a scheduler that has not started within timeout seconds is one error line."""
+    environment = {**(os.environ if environment is None else environment), "PYTHONPATH": str(repo_root)}
+    folder.mkdir(parents=True, exist_ok=True)
 
     def start(*command, name):
-        with open(folder / f"{name}.log", "w") as log:
+        with open(folder / f"{name}.log", "w") as log:  # a file, not a pipe that could fill up and stop it
             return subprocess.Popen([sys.executable, "-m", "dask", *map(str, command)], cwd=folder,
                                     env=environment, stdout=log, stderr=subprocess.STDOUT)
 
     processes = [start("scheduler", "--host", "127.0.0.1", "--port", 0, "--no-dashboard",
                        "--scheduler-file", folder / "scheduler.json", name="scheduler")]
     try:
+        deadline = time.monotonic() + timeout
         while not (folder / "scheduler.json").is_file():
-            if processes[0].poll() is not None:
+            if processes[0].poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"error: the scheduler did not start: {(folder / 'scheduler.log').read_text()}")
             time.sleep(0.1)
         address = json.loads((folder / "scheduler.json").read_text())["address"]
         processes += [start("worker", address, "--nthreads", 1, "--no-nanny", "--no-dashboard", "--memory-limit", 0,
-                            name=f"worker-{number}") for number in range(workers)]
-        yield address
+                            "--name", f"worker-{number}", name=f"worker-{number}")
+                      for number in range(1, workers + 1)]
+        yield address, processes[1:]
     finally:
-        for process in reversed(processes):  # the workers first, while their scheduler is there to leave
+        for process in reversed(processes):  # the workers first: one that lost its scheduler waits to say goodbye
             process.terminate()
             try:
                 process.wait(timeout=10)
@@ -83,7 +87,7 @@ def local_cluster(workers, folder):
 def timed_run(archive, workers, folder, max_frames):
     """(wall seconds of the test.py run, seconds its tasks computed in all, its logs) on `workers` workers."""
     from distributed import Client
-    with local_cluster(workers, folder / "dask") as address, Client(address, timeout=30) as client:
+    with local_cluster(workers, folder / "dask") as (address, _), Client(address, timeout=30) as client:
         client.wait_for_workers(workers, timeout=120)
         client.get_task_stream()  # starts the scheduler's record of tasks, read back below
         command = [sys.executable, str(repo_root / "test.py"), "--source", str(archive), "--no-display",

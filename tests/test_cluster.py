@@ -1,5 +1,4 @@
 """test.py --cluster on a real Dask cluster on loopback: a scheduler and two workers, each a process of its own."""
-import json
 import os
 import signal
 import socket
@@ -13,6 +12,7 @@ import cv2
 import matplotlib
 import pytest
 
+from benchmarks.cluster_scaling import local_cluster
 from tests.conftest import ROOT, run_script, user_environment, write_video
 from tests.test_cli import assert_one_line_error
 
@@ -62,38 +62,13 @@ def cluster(tmp_path_factory):
     the workers run without a nanny, so that killing one's process kills the worker. Yields its address, a client
     to look at it, and {worker address: its process}."""
     from distributed import Client
-    folder = tmp_path_factory.mktemp("dask")
-    environment = user_environment({"PYTHONPATH": str(ROOT)})
-
-    def start(*command, name):
-        with open(folder / f"{name}.log", "w") as log:  # a file, not a pipe that could fill up and stop it
-            return subprocess.Popen([sys.executable, "-m", "dask", *map(str, command)], cwd=folder, env=environment,
-                                    stdout=log, stderr=subprocess.STDOUT)
-
-    processes = [start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                       "--scheduler-file", folder / "scheduler.json", name="scheduler")]
-    try:
-        deadline = time.monotonic() + 60
-        while not (folder / "scheduler.json").is_file():
-            assert time.monotonic() < deadline and processes[0].poll() is None, (folder / "scheduler.log").read_text()
-            time.sleep(0.1)
-        address = json.loads((folder / "scheduler.json").read_text())["address"]
-        processes += [start("worker", address, "--nthreads", 1, "--no-nanny", "--no-dashboard", "--memory-limit", 0,
-                            "--name", f"worker-{number}", name=f"worker-{number}") for number in (1, 2)]
-        with Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)
-            pids = client.run(os.getpid)
-            workers = {worker: next(process for process in processes if process.pid == pid)
-                       for worker, pid in pids.items()}
-            yield SimpleNamespace(address=address, client=client, workers=workers)
-    finally:
-        for process in reversed(processes):  # the workers first: one that lost its scheduler waits to say goodbye
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:  # never left running, whatever it waits for
-                process.kill()
-                process.wait()
+    with (local_cluster(2, tmp_path_factory.mktemp("dask"), user_environment()) as (address, processes),
+          Client(address, timeout=30) as client):
+        client.wait_for_workers(2, timeout=60)
+        pids = client.run(os.getpid)
+        workers = {worker: next(process for process in processes if process.pid == pid)
+                   for worker, pid in pids.items()}
+        yield SimpleNamespace(address=address, client=client, workers=workers)
 
 
 def start_client(folder, address, *options):
