@@ -34,6 +34,7 @@ sys.path.insert(0, str(repo_root))
 from benchmarks.labelled_video import make_video, match, sample_faces, write_video
 from emotion.constants import DEFAULT_MODEL_PATH
 from emotion.model import read_model_class_names
+from emotion.records import largest_face
 
 WORKING_TREE = "working-tree"
 DIFFERS = "largest face's label differs"
@@ -67,8 +68,7 @@ def run_release(tree, video, log):
 
 def largest_label(record):
     """The label of the frame's largest shown face, or None where none is shown."""
-    faces = record["faces"]
-    return max(faces, key=lambda face: face["box"][2] * face["box"][3])["label"] if faces else None
+    return largest_face(record)["label"] if record["faces"] else None
 
 
 def score_truth(records, truth, labels, class_names):
