@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from skimage import data
 
+from benchmarks.negatives import glyph_picture, paste, walls
 from emotion import EmotionRecognizer
-from emotion.blazeface import BlazeFace, anchor_centres
+from emotion.blazeface import CONTEXTS, BlazeFace, anchor_centres
 from emotion.detect import FaceDetector, to_gray
 from emotion.sources import sample_face
 from emotion.track import box_overlap
@@ -82,6 +83,37 @@ def test_the_check_wants_a_face_of_the_box_size_at_the_box(blazeface):
     assert not blazeface.is_face(image, (x + w // 4, y + h // 4, w // 5, h // 5)), "an eye is not a face"
     assert not blazeface.is_face(image, (x, y + h + 10, w, h)), "the shoulders below are not a face"
     assert not blazeface.is_face(image, (x, y, w // 2, h // 2)), "nor is a quarter of the face"
+
+
+# Caption glyphs on scikit-image's grass and gravel that Haar boxes and that BlazeFace, given only the region
+# three times the box, takes for a face (found with benchmarks/negatives.py's pictures): text, font, fill,
+# outline, height, wall, where it is pasted, and Haar's box on it.
+FOOLING_GLYPHS = {
+    "Q": ("Q", "DejaVuSans.ttf", (0, 0, 0), (255, 255, 255), 200, 2, (327, 75), (364, 112, 109, 109)),
+    "2": ("2", "DejaVuSerif-Bold.ttf", (0, 0, 0), None, 200, 1, (76, 82), (95, 101, 72, 72)),
+    "oo": ("oo", "DejaVuSansMono-Bold.ttf", (0, 0, 0), None, 160, 2, (275, 170), (301, 189, 44, 44)),
+}
+
+
+@pytest.mark.parametrize("name", FOOLING_GLYPHS)
+def test_a_glyph_that_fools_one_framing_is_no_face_on_a_photo_or_a_video(tiny_model, blazeface, name):
+    text, font, fill, outline, height, wall, (x, y), box = FOOLING_GLYPHS[name]
+    frame = paste(walls(0)[wall].copy(), glyph_picture(text, font, fill, outline, height), x, y)
+    assert any(box_overlap(found, box) > 0.8 for found in FaceDetector().detect(to_gray(frame))), "Haar boxes it"
+    assert blazeface.finds_face(frame, box, 1.0), "three times the box alone took it for a face"
+    assert not blazeface.is_face(frame, box)
+    recognizer = EmotionRecognizer(model=tiny_model)
+    assert recognizer.detect(frame) == []
+    tracker = recognizer.tracker()
+    assert not any(recognizer.process(frame.copy(), tracker) for _ in range(12)), "no frame of a caption shows it"
+
+
+@pytest.mark.parametrize("name", FACES)
+def test_a_real_face_is_found_in_every_framing_of_the_check(blazeface, name):
+    image = FACES[name]()
+    box = FaceDetector().detect(to_gray(image))[0]
+    assert all(blazeface.finds_face(image, box, margin) for margin in CONTEXTS)
+    assert len(CONTEXTS) > 1 and 1.0 in CONTEXTS
 
 
 def test_a_face_in_a_video_is_shown_from_its_first_frame_once_blazeface_agrees(recognizers, face_video, tiny_model):
