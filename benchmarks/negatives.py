@@ -15,7 +15,7 @@ confirmation sees it too.
 Each release runs its own test.py (`--source VIDEO --no-display --log LOG.jsonl`), on each video with and
 without the overlays, and `fer` (its Haar loop, frame by frame) likewise. A false face: a box shown on an
 overlaid frame that overlaps no box the same detector showed on the clean frame. A face lost: a box shown on
-the clean frame that overlaps none on the overlaid frame.
+the clean frame, on a face either release shows there, that overlaps none on the overlaid frame.
 """
 import argparse
 import json
@@ -150,12 +150,14 @@ def read(path):
     return [frame for _, frame in open_source(path).frames()]
 
 
-def compare(clean_boxes, overlaid_boxes):
-    """(frames with a false face, faces lost) between a detector's boxes per frame on the clean and overlaid video."""
+def compare(clean_boxes, overlaid_boxes, faces):
+    """(frames with a false face, faces lost) between a detector's boxes per frame on the clean and the overlaid
+    video; only its clean boxes on faces (either release's faces) can be lost, not the false ones an overlay hid."""
     false_frames = lost = 0
-    for clean, overlaid in zip(clean_boxes, overlaid_boxes):
+    for clean, overlaid, real in zip(clean_boxes, overlaid_boxes, faces):
         false_frames += any(all(box_overlap(box, other) < MIN_OVERLAP for other in clean) for box in overlaid)
-        lost += sum(all(box_overlap(box, other) < MIN_OVERLAP for other in overlaid) for box in clean)
+        lost += sum(all(box_overlap(box, other) < MIN_OVERLAP for other in overlaid) for box in clean
+                    if any(box_overlap(box, face) >= MIN_OVERLAP for face in real))
     return false_frames, lost
 
 
@@ -222,7 +224,7 @@ def main(argv=None) -> int:
                     for i, (tree, clean_boxes) in enumerate(zip(trees, clean_runs))]
             if peer is not None:
                 runs.append((fer_boxes(peer, clean_path), fer_boxes(peer, overlaid_path)))
-            counts = [compare(*run) for run in runs]
+            counts = [compare(*run, faces) for run in runs]
             print(f"{clean_path.name}: {len(clean)} frames, " + ", ".join(
                 f"{name} {false} false-face frames / {lost} lost" for name, (false, lost) in zip(names, counts)),
                   flush=True)
