@@ -100,10 +100,8 @@ class BlazeFace:
         """True when BlazeFace finds a face of about the box's size, centred in it, in each of CONTEXTS' regions.
 
         With less context than twice the box BlazeFace takes an eye for a whole face. A real face is found
-        whatever the framing, while a caption letter, a logo or a textured wall fools the net only in some
-        framings: on glyphs pasted onto walls, a region of three times the box alone let 10 of 53 Haar
-        boxes through, all four regions 3, and no real face of 646 was lost by asking for all four
-        (benchmarks/negatives.py measures the live path, docs/live.md#letters-logos-and-coins).
+        whatever the framing, while a caption letter on a textured wall fools the net in some framings only
+        (tests/test_blazeface.py has three; benchmarks/negatives.py counts what still gets through).
         """
         return all(self.finds_face(image, box, margin) for margin in CONTEXTS)
 

@@ -108,6 +108,13 @@ def test_a_glyph_that_fools_one_framing_is_no_face_on_a_photo_or_a_video(tiny_mo
     assert not any(recognizer.process(frame.copy(), tracker) for _ in range(12)), "no frame of a caption shows it"
 
 
+def test_a_round_bright_blob_that_one_framing_takes_for_a_face_is_none(recognizers, blazeface):
+    cell = data.cell()  # scikit-image's cell photo: Haar boxes it, and the region three times the box fooled BlazeFace
+    boxes = FaceDetector().detect(to_gray(cell))
+    assert any(blazeface.finds_face(cell, box, 1.0) for box in boxes)
+    assert recognizers["haar"].detect(cell) == []
+
+
 @pytest.mark.parametrize("name", FACES)
 def test_a_real_face_is_found_in_every_framing_of_the_check(blazeface, name):
     image = FACES[name]()

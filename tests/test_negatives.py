@@ -2,6 +2,7 @@
 import itertools
 import random
 
+import cv2
 import numpy as np
 
 from benchmarks import negatives
@@ -56,3 +57,16 @@ def test_walls_have_no_face_and_the_clips_size(tiny_model):
     for wall in negatives.walls(seed=0):
         assert wall.shape == (negatives.WALL_SIZE[1], negatives.WALL_SIZE[0], 3)
         assert recognizer.detect(wall) == []
+
+
+def test_each_photo_is_a_wall_with_one_overlay(tmp_path):
+    pictures = iter([negatives.glyph_picture(text, "DejaVuSans-Bold.ttf", (255, 220, 0), None, 100) for text in "AB8"])
+    folder = negatives.write_photos(tmp_path / "photos", 3, pictures, seed=0)
+    photos = sorted(folder.iterdir())
+    assert [photo.name for photo in photos] == ["photo00000.png", "photo00001.png", "photo00002.png"]
+    backgrounds = negatives.walls(seed=0)
+    for photo in photos:
+        image = cv2.imread(str(photo))
+        nearest = min(backgrounds, key=lambda wall: np.count_nonzero(np.any(wall != image, axis=2)))
+        changed = np.any(nearest != image, axis=2)
+        assert 0 < changed.mean() < 0.2, "one glyph pasted on one wall"
