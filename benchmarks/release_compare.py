@@ -40,6 +40,22 @@ WORKING_TREE = "working-tree"
 DIFFERS = "largest face's label differs"
 
 
+def add_release_arguments(parser):
+    """--base, --new and --real-videos, as the benchmarks that compare two releases take them."""
+    parser.add_argument("--base", default="HEAD", help="the earlier release: a git commit, branch or tag")
+    parser.add_argument("--new", default=WORKING_TREE,
+                        help=f"the release to check: a git ref, or {WORKING_TREE} for the checkout as it is")
+    parser.add_argument("--real-videos", type=Path, default=repo_root / "../shared/real/videos",
+                        help="folder of real clips ('none' to skip)")
+
+
+def real_videos(folder):
+    """The video files of folder, sorted; none where folder is 'none' or no folder."""
+    if str(folder).lower() == "none" or not folder.is_dir():
+        return []
+    return sorted(path for path in folder.iterdir() if path.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv"))
+
+
 def release_tree(ref, folder):
     """The project as it was at git ref, written into folder; the working tree itself for WORKING_TREE."""
     if ref == WORKING_TREE:
@@ -157,16 +173,12 @@ def accuracy_table(base, new, class_names, names):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--base", default="HEAD", help="the earlier release: a git commit, branch or tag")
-    parser.add_argument("--new", default=WORKING_TREE,
-                        help=f"the release to check: a git ref, or {WORKING_TREE} for the checkout as it is")
+    add_release_arguments(parser)
     parser.add_argument("--data-dir", type=Path, default=repo_root / "../shared/fer2013/test",
                         help="FER test faces as <class>/*.jpg, for the labelled clip")
     parser.add_argument("--votes", default=str(repo_root / "../shared/ferplus/test.csv"),
                         help="FER+ votes of --data-dir's faces, their labels in the clip; 'none': the folder labels")
     parser.add_argument("--faces-per-class", type=int, default=20, help="faces of each class in the labelled clip")
-    parser.add_argument("--real-videos", type=Path, default=repo_root / "../shared/real/videos",
-                        help="folder of real clips without labels ('none' to skip)")
     parser.add_argument("--video", type=Path, help="a labelled clip of your own (with --segments)")
     parser.add_argument("--segments", type=Path, help="--video's labels: CSV rows start_s,end_s,label")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -206,8 +218,7 @@ def main(argv=None) -> int:
             print(f"\nframe by frame: {lost} faces read right by {names[0]} and wrong by {names[1]}, "
                   f"{gained} the other way round")
             results["labelled"][title] = {"per_class": [base, new], "lost": lost, "gained": gained}
-        videos = [] if str(args.real_videos).lower() == "none" or not args.real_videos.is_dir() else sorted(
-            path for path in args.real_videos.iterdir() if path.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv"))
+        videos = real_videos(args.real_videos)
         for video in videos:
             runs = [run_release(tree, video, folder / f"real{i}_{video.stem}.jsonl") for i, tree in enumerate(trees)]
             summary = unlabelled_summary(runs[0][0], runs[1][0])
