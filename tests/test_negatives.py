@@ -42,7 +42,7 @@ def test_no_overlay_is_pasted_where_none_fits_beside_the_faces():
 
 
 def test_overlays_are_glyphs_logos_and_coins_about_the_chosen_heights():
-    pictures = list(itertools.islice(negatives.overlays(200, seed=0), 200))
+    pictures = list(itertools.islice(negatives.overlays(seed=0), 200))
     assert all(picture.ndim == 3 and picture.shape[2] == 4 for picture in pictures)
     heights = [picture.shape[0] for picture in pictures]
     assert min(heights) >= 0.5 * min(negatives.HEIGHTS) and max(heights) <= 1.5 * max(negatives.HEIGHTS)
