@@ -178,8 +178,8 @@ def release_boxes(tree, video, log):
     return [[face["box"] for face in record["faces"]] for record in records]
 
 
-def fer_boxes(peer, video):
-    return [[list(face["box"]) for face in peer.detect_emotions(frame)] for frame in read(video)]
+def fer_boxes(peer, frames):
+    return [[list(face["box"]) for face in peer.detect_emotions(frame)] for frame in frames]
 
 
 def table(rows, names):
@@ -231,7 +231,7 @@ def main(argv=None) -> int:
             runs = [(clean_boxes, release_boxes(tree, overlaid_path, folder / f"overlaid{i}_{clean_path.stem}.jsonl"))
                     for i, (tree, clean_boxes) in enumerate(zip(trees, clean_runs))]
             if peer is not None:
-                runs.append((fer_boxes(peer, clean_path), fer_boxes(peer, overlaid_path)))
+                runs.append((fer_boxes(peer, clean), fer_boxes(peer, read(overlaid_path))))
             counts = [compare(*run, faces) for run in runs]
             print(f"{clean_path.name}: {len(clean)} frames, " + ", ".join(
                 f"{name} {false} false-face frames / {lost} lost" for name, (false, lost) in zip(names, counts)),

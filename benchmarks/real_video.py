@@ -31,9 +31,8 @@ import numpy as np
 from emotion.constants import DEFAULT_MODEL_PATH, MIN_FACE, SCAN_EVERY
 from emotion.draw import draw_faces
 from emotion.recognizer import EmotionRecognizer
-from emotion.sources import SourceError, open_source, sample_face
+from emotion.sources import VIDEO_SUFFIXES, SourceError, open_source, sample_face
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
 UPSCALED = "woman2.mp4"  # the longer shipped clip; its 720p copy is what a common webcam delivers
 SETTINGS = ("min_face", "scale_factor", "min_neighbors", "verify", "scan_every")
 DETECTORS = ("haar", "blazeface")

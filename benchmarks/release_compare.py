@@ -35,6 +35,7 @@ from benchmarks.labelled_video import make_video, match, sample_faces, write_vid
 from emotion.constants import DEFAULT_MODEL_PATH
 from emotion.model import read_model_class_names
 from emotion.records import largest_face
+from emotion.sources import VIDEO_SUFFIXES
 
 WORKING_TREE = "working-tree"
 DIFFERS = "largest face's label differs"
@@ -50,10 +51,11 @@ def add_release_arguments(parser):
 
 
 def real_videos(folder):
-    """The video files of folder, sorted; none where folder is 'none' or no folder."""
+    """The video files of folder (the suffixes test.py takes for video), sorted; none where folder is 'none' or no
+    folder."""
     if str(folder).lower() == "none" or not folder.is_dir():
         return []
-    return sorted(path for path in folder.iterdir() if path.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv"))
+    return sorted(path for path in folder.iterdir() if path.suffix.lower() in VIDEO_SUFFIXES)
 
 
 def release_tree(ref, folder):

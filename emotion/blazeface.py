@@ -99,7 +99,7 @@ class BlazeFace:
 
     def checked(self, image, boxes):
         """int (n, 4): the boxes in which is_face sees a face."""
-        return np.asarray(boxes, int).reshape(-1, 4)[[self.is_face(image, box) for box in boxes]].reshape(-1, 4)
+        return np.asarray(boxes, int).reshape(-1, 4)[[self.is_face(image, box) for box in boxes]]
 
     def is_face(self, image, box):
         """True when BlazeFace finds a face of about the box's size, centred in it, in each of CONTEXTS' regions.
