@@ -30,14 +30,7 @@ from benchmarks.compare_fer import live_scores
 from benchmarks.real_faces import list_photos, score
 from emotion.classify import EmotionClassifier, litert_from_keras
 from emotion.constants import DEFAULT_MODEL_PATH
-from emotion.data import (
-    DatasetError,
-    class_folder_names,
-    load_image_folder,
-    load_votes_by_file,
-    score_on_votes,
-    votes_of_files,
-)
+from emotion.data import DatasetError, load_folder_by_votes
 from emotion.model import ModelFileError, load_model
 from emotion.recognizer import EmotionRecognizer
 
@@ -79,8 +72,7 @@ def main(argv=None) -> int:
         model, class_names = load_model(args.model)
         if args.lean not in class_names:
             raise ModelFileError(f"{args.model} has no class {args.lean!r}; its classes: {', '.join(class_names)}")
-        data = load_image_folder(args.data_dir, class_folder_names(args.data_dir))
-        test = score_on_votes(data, votes_of_files(data, load_votes_by_file(args.votes), args.data_dir), class_names)
+        test = load_folder_by_votes(args.data_dir, args.votes, class_names)
         recognizer = EmotionRecognizer(model=args.model)
     # A missing file or a bad model deserves one line, not a traceback.
     except (ModelFileError, DatasetError, OSError, KeyError, ValueError) as error:

@@ -27,14 +27,7 @@ import cv2
 import numpy as np
 
 from emotion.constants import DEFAULT_MODEL_PATH, IMAGE_SIZE
-from emotion.data import (
-    DatasetError,
-    class_folder_names,
-    load_image_folder,
-    load_votes_by_file,
-    score_on_votes,
-    votes_of_files,
-)
+from emotion.data import DatasetError, load_folder_by_votes, load_image_folder
 from emotion.detect import CascadeError, crop_faces, to_gray
 from emotion.model import ModelFileError
 from emotion.recognizer import EmotionRecognizer
@@ -59,8 +52,7 @@ def sample_faces(root, class_names, per_class, seed, votes=None):
     """uint8 (n, 48, 48) FER faces and their int labels, per_class drawn at random from each class: the class of
     their folder, or with a votes file (file, class, FER+'s ten counts) FER+'s majority label, from every folder."""
     if votes:
-        split = load_image_folder(root, class_folder_names(root))
-        split = score_on_votes(split, votes_of_files(split, load_votes_by_file(votes), root), class_names)
+        split = load_folder_by_votes(root, votes, class_names)
     else:
         split = load_image_folder(root, class_names)
     random = np.random.default_rng(seed)

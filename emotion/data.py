@@ -445,3 +445,10 @@ def score_on_votes(split, votes, class_names):
     """The faces of split that FER+'s majority gives one of class_names, labelled by it (see vote_targets)."""
     _, majority = vote_targets(votes, class_names)
     return split.select(majority >= 0, majority, list(class_names))
+
+
+def load_folder_by_votes(root, votes_path, class_names):
+    """score_on_votes of every class folder under root, with the votes file at votes_path (file, class, ten counts):
+    FER+'s crowd calls some faces of other folders (fear, disgust) one of class_names."""
+    split = load_image_folder(root, class_folder_names(root))
+    return score_on_votes(split, votes_of_files(split, load_votes_by_file(votes_path), root), class_names)

@@ -14,8 +14,10 @@ from emotion.data import (
     DatasetError,
     load_fer_csv,
     load_ferplus_csv,
+    load_folder_by_votes,
     load_image_folder,
     load_votes_by_file,
+    vote_key,
     vote_targets,
     votes_of_files,
 )
@@ -106,6 +108,16 @@ def test_images_without_votes_are_counted_and_named(tmp_path):
     by_file["happy/1.png"] = by_file["sad/0.png"] = votes(sadness=10)
     np.testing.assert_array_equal(votes_of_files(split, by_file, "here")[:, FERPLUS_VOTE_COLUMNS.index("sadness")],
                                   [0, 10, 10])
+
+
+def test_a_folder_scored_by_votes_takes_every_folder_s_faces_the_crowd_gives_a_class(tmp_path):
+    write_classes(tmp_path, {"sad": 2, "fear": 1})
+    path = write_votes(tmp_path / "v.csv", [("sad", "0.png", votes(neutral=6, sadness=4)),
+                                           ("sad", "1.png", votes(fear=7, sadness=3)),
+                                           ("fear", "0.png", votes(sadness=8, fear=2))])
+    split = load_folder_by_votes(tmp_path, path, list(CLASSES))
+    assert sorted(zip(map(vote_key, split.sources), split.labels.tolist())) == [
+        ("fear/0.png", CLASSES.index("sad")), ("sad/0.png", CLASSES.index("neutral"))]
 
 
 def write_fer_new_csv(path, rows):
