@@ -28,10 +28,9 @@ from tqdm import tqdm
 from benchmarks.calibration import numbers
 from benchmarks.compare_fer import live_scores
 from benchmarks.real_faces import list_photos, score
-from emotion.classify import EmotionClassifier, litert_from_keras
 from emotion.constants import DEFAULT_MODEL_PATH
 from emotion.data import DatasetError, load_folder_by_votes
-from emotion.model import ModelFileError, load_model
+from emotion.model import ModelFileError
 from emotion.recognizer import EmotionRecognizer
 
 
@@ -69,11 +68,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        model, class_names = load_model(args.model)
+        recognizer = EmotionRecognizer(model=args.model)
+        class_names = list(recognizer.class_names)
         if args.lean not in class_names:
             raise ModelFileError(f"{args.model} has no class {args.lean!r}; its classes: {', '.join(class_names)}")
         test = load_folder_by_votes(args.data_dir, args.votes, class_names)
-        recognizer = EmotionRecognizer(model=args.model)
     # A missing file or a bad model deserves one line, not a traceback.
     except (ModelFileError, DatasetError, OSError, KeyError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -83,8 +82,8 @@ def main(argv=None) -> int:
         print(f"error: no photo set under {args.real_dir} (pass --real-dir)", file=sys.stderr)
         return 2
 
-    live = EmotionClassifier(model, class_names, flip_average=True, litert=litert_from_keras(model, args.model))
-    scored = {"FER+ test": (live_scores(live, test.images, shifted=True), test.labels)}
+    # The recognizer's own classifier, so the test faces are scored by what scores the photos.
+    scored = {"FER+ test": (live_scores(recognizer.classifier, test.images, shifted=True), test.labels)}
     for name in set_names:
         paths, labels = list_photos(args.real_dir / name, class_names, None)
         scored[name] = (photo_scores(recognizer, paths, class_names, name), labels)
