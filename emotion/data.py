@@ -379,17 +379,21 @@ def make_dataset(images, labels, num_classes, batch_size, training=False, seed=N
     if training:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     if training and camera_artefacts:
-        dataset = dataset.map(lambda x, y: (random_jpeg(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.batch(batch_size).map(
-        lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(lambda x, y: (random_jpeg(x), y))
+    dataset = dataset.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y))
     if training:
         augment = build_augmentation(seed, camera_artefacts)
         artefacts = random_exposure_and_noise if camera_artefacts else tf.identity
-        dataset = dataset.map(lambda x, y: (artefacts(augment(x, training=True)), y),
-                              num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(lambda x, y: (artefacts(augment(x, training=True)), y))
     if training and mixup > 0:
-        dataset = dataset.map(build_mixup(mixup, seed), num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+        dataset = dataset.map(build_mixup(mixup, seed))
+    # One thread a few batches ahead: augmenting makes 4,000 images/s on one core and the step uses about 200, so
+    # tf.data's autotuner and its parallel maps only take cores from the step; on 2 cores they cost up to a third
+    # of the step's speed, worst where oneDNN is on (docs/speed.md, benchmarks/training_speed.py).
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    options.threading.private_threadpool_size = 1
+    return dataset.prefetch(2).with_options(options)
 
 
 class FaceBatches(keras.utils.PyDataset):
