@@ -83,6 +83,16 @@ def parse_args(argv=None):
     faces.add_argument("--scan-every", type=int, default=SCAN_EVERY,
                        help="video and webcam: search the whole frame every n-th frame, and in between only around "
                        "the faces being followed")
+    server = parser.add_argument_group("web server")
+    server.add_argument("--serve", nargs="?", const="127.0.0.1:8000", default=None, metavar="[HOST:]PORT",
+                        help="serve a live web page (the browser's camera) and an HTTP API instead of reading "
+                        "--source (alone: 127.0.0.1:8000); any address but loopback needs a token")
+    server.add_argument("--token", default=None,
+                        help="the token clients must show (default: the EMOTION_TOKEN variable; off loopback, a new "
+                        "random one each start, printed in the URL)")
+    server.add_argument("--certfile", default=None, help="HTTPS certificate (PEM), with --keyfile: a phone's "
+                        "browser opens its camera only over HTTPS or on localhost")
+    server.add_argument("--keyfile", default=None, help="the certificate's private key (PEM)")
     return parser.parse_args(argv)
 
 
@@ -99,6 +109,10 @@ def main(argv=None):
         return fail("--reconnect-s must be more than 0")
     if args.log and Path(args.log).suffix.lower() not in LOG_SUFFIXES:
         return fail(f"--log {args.log}: name a .jsonl (JSON Lines) or .csv file, or a folder (no suffix)")
+    if args.serve:
+        return run_server(args)  # the browser is its display
+    if args.token or args.certfile or args.keyfile:
+        return fail("--token, --certfile and --keyfile go with --serve")
     if not args.no_display:
         from emotion.sources import has_display
         if not has_display():
@@ -158,6 +172,47 @@ def run_cluster(args, folder):
         return fail(error)
 
 
+def run_server(args):
+    """--serve: the web page and the HTTP API (emotion.serve) until Ctrl-C."""
+    import os
+    import socket
+
+    from emotion.serve import choose_token, parse_address
+    try:
+        host, port = parse_address(args.serve)
+    except ValueError as error:
+        return fail(error)
+    if bool(args.certfile) != bool(args.keyfile):
+        return fail("--certfile and --keyfile go together")
+    for path in (args.certfile, args.keyfile):
+        if path and not Path(path).is_file():
+            return fail(f"{path} does not exist")
+    token = choose_token(host, args.token or os.environ.get("EMOTION_TOKEN"))
+    try:  # a port in use is said now, not after the model has loaded
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        return fail(f"cannot serve on {args.serve}: {error.strerror or error}")
+    load_quietly(with_tensorflow=False)
+    from emotion.blazeface import DetectorError
+    from emotion.detect import CascadeError
+    from emotion.model import ModelFileError
+    from emotion.recognizer import EmotionRecognizer
+    from emotion.serve import serve
+    try:
+        recognizer = EmotionRecognizer(args.model, args.cascade, min_face=args.min_face, detector=args.detector,
+                                       verify=not args.no_verify, scan_every=args.scan_every,
+                                       flip_average=not args.no_flip_average, runtime=args.runtime)
+        serve(recognizer, host, port, token, args.certfile, args.keyfile)
+    except (ModelFileError, CascadeError, DetectorError, ValueError) as error:
+        return fail(error)
+    except OSError as error:  # the certificate cannot be read, say
+        return fail(f"cannot serve on {args.serve}: {error.strerror or error}")
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def run(args):
     """One source, as the options say: recognised, shown, written and logged; returns the exit code."""
     display = not args.no_display
@@ -201,32 +256,31 @@ def run(args):
     progress = tqdm(total=expected_frames, unit="frame",
                     disable=source.live or display or not getattr(args, "progress", True))
     player = Player(source, args.output, scores=args.scores) if display else None
-    fps, start = 0.0, time.perf_counter()
-    last = start
+    fps, last = 0.0, time.perf_counter()
     try:
         if args.log:
             log = FrameLog(args.log, class_names, images=images)
-        for index, (name, frame) in enumerate(source.frames()):
-            if args.max_frames is not None and index >= args.max_frames:
-                break
-            faces = recognizer.process(frame, tracker)
-            # Files have their own clock; cameras' and streams' is the wall clock; images are numbered.
-            time_s = time.perf_counter() - start if source.live else index / (source.fps or 1)
+        for frame in recognizer.frames(source, tracker, args.max_frames):
+            faces = frame.faces
             if log:
-                log.write(index, time_s, faces, file=name)
+                log.write(frame.index, frame.time_s, faces, file=frame.name)
             if not source.live:  # a webcam or a stream can run for hours: keep nothing per frame
-                records.append(frame_record(index, time_s, faces, file=name if images else None))
+                records.append(frame_record(frame.index, frame.time_s, faces, file=frame.name if images else None))
             now = time.perf_counter()
             fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if fps else 1 / max(now - last, 1e-6)
             last = now
             draw = partial(draw_overlay, faces=faces, class_names=class_names, fps=fps if is_stream else None,
                            notice=tracker.calibration_status() if tracker else None)
-            annotated = player.show(frame, draw) if player else draw(frame, scores=args.scores)
+            annotated = None
+            if player:
+                annotated = player.show(frame.image, draw)
+            elif sink:  # drawn only where something shows or writes it
+                annotated = draw(frame.image, scores=args.scores)
             if player and player.calibrate_requested:
                 player.calibrate_requested = False
                 print(calibrate_largest_face(tracker, faces, source.fps or fps))
             if sink:
-                sink.write(annotated, name)
+                sink.write(annotated, frame.name)
             progress.update()
             if player and player.stopped:
                 break

@@ -162,15 +162,12 @@ def analyse_video(video, settings, max_frames, smooth, scores, output):
         if output:
             seen_here(Path(output).parent)
             sink = VideoSink(hidden_partial(output), source.fps, source.size)
-        tracker = recognizer.tracker(smooth=smooth)
         frames = []
         try:
-            for index, (_, frame) in enumerate(source.frames()):
-                if max_frames is not None and index >= max_frames:
-                    break
-                frames.append(recognizer.process(frame, tracker))
+            for frame in recognizer.frames(source, recognizer.tracker(smooth=smooth), max_frames):
+                frames.append(frame.faces)
                 if sink:  # no frame rate drawn, unlike test.py's: a worker's speed says nothing about the video
-                    sink.write(draw_overlay(frame, frames[-1], recognizer.class_names, scores=scores))
+                    sink.write(draw_overlay(frame.image, frame.faces, recognizer.class_names, scores=scores))
         finally:
             if sink:
                 sink.close()
@@ -287,7 +284,7 @@ def write_video_log(answer, video, log, report):
     partial, records = hidden_partial(log), []
     with FrameLog(partial, answer.class_names) as frame_log:
         for index, faces in enumerate(answer.frames):
-            time_s = index / (answer.fps or 1)
+            time_s = index / answer.fps  # a video's Source has a frame rate (DEFAULT_FPS where the file has none)
             frame_log.write(index, time_s, faces)
             records.append(frame_record(index, time_s, faces))
     if records:

@@ -7,6 +7,8 @@
     records = recognizer.analyze_video("clip.mp4")   # [{"frame", "time_s", "faces": [...]}]
     recognizer.calibrate("neutral.jpg")   # one person's neutral face: their later scores corrected by it
 """
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -85,11 +87,18 @@ class EmotionRecognizer:
         return self.candidates(frame, gray)
 
     def process(self, frame, tracker=None):
-        """[Face] for one frame (any image array that as_image takes); with a FaceTracker, faces are confirmed
-        and smoothed across calls."""
+        """[Face] for one frame (any image array that as_image takes): process_frame with a FaceTracker, whose
+        faces are confirmed and smoothed across calls; detect_image without one."""
+        return self.detect_image(frame) if tracker is None else self.process_frame(frame, tracker)
+
+    def detect_image(self, image):
+        """[Face] for one still image array (see as_image and faces_in_image)."""
+        return self.faces_in_image(as_image(image))
+
+    def process_frame(self, frame, tracker):
+        """[Face] for one video frame (any image array that as_image takes), followed by tracker (see tracker):
+        faces are confirmed and smoothed across calls."""
         frame = as_image(frame)
-        if tracker is None:
-            return self.faces_in_image(frame)
         gray = to_gray(frame)
         boxes = self.find_faces(frame, gray, tracker)
         scores = self.scores(crop_faces(gray, boxes, self.margin))
@@ -173,16 +182,31 @@ class EmotionRecognizer:
             return FaceTracker(self.class_names, confirm_hits=confirm_hits)
         return FaceTracker(self.class_names, smoothing=1.0, hysteresis=0.0, confirm_hits=confirm_hits)
 
-    def analyze_video(self, path, smooth=True, max_frames=None):
-        """Per-frame records {"frame", "time_s", "faces": [Face.to_json() + "face_id"]} of a video file."""
-        source = open_source(path)
-        tracker = self.tracker(smooth)
-        records = []
-        for index, (_, frame) in enumerate(source.frames()):
+    def frames(self, source, tracker=None, max_frames=None):
+        """The frame path every caller shares: a Frame for each frame of source (emotion.sources.Source), at most
+        max_frames; with a tracker (see tracker), as video (process_frame), without one as still images."""
+        started = time.perf_counter()
+        for index, (name, image) in enumerate(source.frames()):
             if max_frames is not None and index >= max_frames:
                 break
-            records.append(frame_record(index, index / (source.fps or 30.0), self.process(frame, tracker)))
-        return records
+            faces = self.process(image, tracker)
+            yield Frame(index, source.time_s(index, started), name, image, faces)
+
+    def analyze_video(self, path, smooth=True, max_frames=None):
+        """Per-frame records {"frame", "time_s", "faces": [Face.to_json() + "face_id"]} of a video file."""
+        return [frame_record(frame.index, frame.time_s, frame.faces)
+                for frame in self.frames(open_source(path), self.tracker(smooth), max_frames)]
+
+
+@dataclass
+class Frame:
+    """One frame as the recognizer read it: its number, seconds into the source (None for images), file name
+    (images; else None), the BGR image, and its [Face]."""
+    index: int
+    time_s: float | None
+    name: str | None
+    image: np.ndarray
+    faces: list
 
 
 # Smaller than this on a side, an image holds no face that can be found (a face thumbnail of 12 pixels

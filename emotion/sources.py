@@ -26,6 +26,8 @@ from .console import native_stderr_silenced
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 STREAM_SCHEMES = ("rtsp", "rtmp", "http", "https", "udp")
+# A camera or video file that states no frame rate is timed, and written, at this rate: what most cameras give.
+DEFAULT_FPS = 30.0
 # A stream read that waits longer than this counts as a drop (FFmpeg's own limit is 30 s).
 STALL_S = 5.0
 
@@ -152,6 +154,14 @@ class Source:
     def frames(self):
         """(name, BGR frame) pairs; name is the file name for image and folder sources, else None."""
         return self._frames(self)
+
+    def time_s(self, index, started):
+        """Seconds into the source at frame index: the wall clock since started (a time.perf_counter()) for cameras
+        and streams, the frame rate's clock for files and the demo (DEFAULT_FPS where a file states none); None for
+        images, which records name instead."""
+        if self.live:
+            return time.perf_counter() - started
+        return index / self.fps if self.fps else None
 
 
 def _video_frames(capture):
@@ -288,9 +298,9 @@ def open_source(spec, reconnect_s=10.0):
             raise SourceError(f"no camera at index {spec}: pass --source with another index, "
                               "a video or image file, a folder, or 'demo'")
         size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-        return Source("camera", _camera_frames(capture), capture.get(cv2.CAP_PROP_FPS) or 30.0, size)
+        return Source("camera", _camera_frames(capture), capture.get(cv2.CAP_PROP_FPS) or DEFAULT_FPS, size)
     if spec == "demo":
-        return Source("demo", lambda source: ((None, frame) for frame in demo_frames()), 30.0, (640, 480), expected_frames=300)
+        return Source("demo", lambda source: ((None, frame) for frame in demo_frames()), DEFAULT_FPS, (640, 480), expected_frames=300)
     path = Path(spec)
     if path.is_dir():
         files = folder_images(path)
@@ -314,7 +324,7 @@ def open_source(spec, reconnect_s=10.0):
         raise SourceError(f"{path} is neither an image nor a video that OpenCV can read")
     capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
     expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    return Source("video", _video_frames(capture), capture.get(cv2.CAP_PROP_FPS) or 30.0,
+    return Source("video", _video_frames(capture), capture.get(cv2.CAP_PROP_FPS) or DEFAULT_FPS,
                   (first.shape[1], first.shape[0]), expected_frames=expected)
 
 
@@ -337,7 +347,7 @@ class VideoSink:
 
     def __init__(self, path, fps, size):
         self.path = Path(path)
-        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps or 30.0, size)
+        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps or DEFAULT_FPS, size)
         if not self.writer.isOpened():
             raise SourceError(f"cannot write video {path} (try a .mp4 or .avi name)")
         self.written = 0

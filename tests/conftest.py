@@ -103,3 +103,41 @@ def face_video(tmp_path_factory):
     from emotion.sources import demo_frames
     # The first 24 of the demo's 300 frames: a face moving at a realistic speed.
     return write_video(tmp_path_factory.mktemp("video") / "face.mp4", islice(demo_frames(), 24))
+
+
+def start_server(app):
+    """Serves app (emotion.serve.create_app) on a free loopback port in a thread of this process; returns
+    (base URL, the uvicorn server: set its should_exit to stop it)."""
+    import socket
+    import threading
+    import time
+
+    from emotion.serve import server
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    running = server(app, "127.0.0.1", port)
+    threading.Thread(target=running.run, daemon=True).start()
+    deadline = time.monotonic() + 30
+    while not running.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{port}", running
+
+
+@pytest.fixture(scope="session")
+def shipped_recognizer():
+    """The recognizer test.py runs, with the shipped model (its committed LiteRT file: no TensorFlow)."""
+    from emotion.recognizer import EmotionRecognizer
+    return EmotionRecognizer()
+
+
+@pytest.fixture(scope="session")
+def served(shipped_recognizer):
+    """The base URL of test.py --serve's app over the shipped model, on loopback, no token."""
+    from emotion.serve import create_app
+    url, running = start_server(create_app(shipped_recognizer))
+    yield url
+    running.should_exit = True
+

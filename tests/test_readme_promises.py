@@ -903,6 +903,11 @@ OPTION_TESTS = {
         "test_cluster.py::test_an_unreachable_scheduler_is_one_line_within_seconds_and_nothing_is_written",
         "test_cluster.py::test_cluster_needs_a_folder_of_videos_and_a_log_and_no_jobs"],
     "--calibrate": ["test_calibrate.py::test_cli_calibrate_runs_on_a_video_and_refuses_an_image_without_a_face"],
+    "--serve": ["test_serve.py::test_serve_off_loopback_prints_a_token_url_and_asks_for_it",
+                "test_serve.py::test_server_mistakes_end_with_one_line", "test_serve.py::test_a_port_in_use_ends_with_one_line"],
+    "--token": ["test_serve.py::test_serve_over_https", "test_serve.py::test_server_mistakes_end_with_one_line"],
+    "--certfile": ["test_serve.py::test_serve_over_https", "test_serve.py::test_server_mistakes_end_with_one_line"],
+    "--keyfile": ["test_serve.py::test_serve_over_https", "test_serve.py::test_server_mistakes_end_with_one_line"],
 }
 
 # For each "What happens when..." item of WHAT_HAPPENS_DOC (by the start of its bold title), the tests that provoke it
