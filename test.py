@@ -23,77 +23,92 @@ def parse_args(argv=None):
     # Each group and help line is the README's ("Options of `test.py`"), word for word; a test holds them together.
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    source = parser.add_argument_group("input")
-    source.add_argument("--source", default="0",
-                        help="camera index, stream URL (rtsp://, rtmp://, http://, https://, udp://; run like a "
-                        "camera), video file, image file, folder of images and videos, or demo")
-    source.add_argument("--reconnect-s", type=float, default=10.0,
-                        help="streams: how many seconds to keep trying to open one, or to reopen one that dropped, "
-                        "before the run ends")
-    source.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
-    source.add_argument("--jobs", type=int, default=1,
-                        help="folders holding videos: how many files to process at once, each in a process of its "
-                        "own (results are the same whatever the number; needs --no-display above 1)")
-    source.add_argument("--cluster", default=None, metavar="ADDRESS",
-                        help="folders holding videos: run each video, and the images in chunks, on the workers of the "
-                        "Dask scheduler at this address (tcp://HOST:PORT); needs --log, and the same command again "
-                        "skips the videos done")
-    output = parser.add_argument_group("output")
-    output.add_argument("--no-display", action="store_true", help="open no window (servers, CI)")
-    output.add_argument("--scores", action="store_true",
-                        help="every class's score as a bar in its colour beside each face, for a glance at what "
-                        "else a face might be (key b switches them in the window)")
-    output.add_argument("--output", default=None,
-                        help="annotated video (same frame rate and size as the source), image, or folder of images")
-    output.add_argument("--log", default=None,
-                        help="per-frame results: .jsonl (JSON Lines) or .csv (another suffix is refused; a folder "
-                        "for a folder of videos)")
-    output.add_argument("--overwrite", action="store_true",
-                        help="replace an existing --output/--log file (otherwise refused)")
-    scoring = parser.add_argument_group("model and scores")
-    scoring.add_argument("--model", default=str(DEFAULT_MODEL_PATH),
-                         help="the trained model; its labels come from the file")
-    scoring.add_argument("--runtime", choices=("litert", "keras"), default="litert",
-                         help="litert: the model with 8-bit weights, derived from the .h5 at first use and cached "
-                         "beside it as a hidden .tflite named after the .h5's hash (the shipped model's is "
-                         "committed); keras: the .h5's float32 weights")
-    scoring.add_argument("--no-smoothing", action="store_true",
-                         help="show each frame's raw scores (smoothing is on for video and webcam, never for "
-                         "images); new faces are still confirmed")
-    scoring.add_argument("--no-flip-average", action="store_true",
-                         help="score each face without its mirror image (video: 1 view instead of 2; images: 9 "
-                         "instead of 18)")
-    scoring.add_argument("--calibrate", nargs="+", metavar="IMAGE",
-                         help="one or more photos of the person's neutral face: every face's scores are corrected "
-                         "by how the model reads it; a photo without a face stops the run")
-    faces = parser.add_argument_group("finding faces")
-    faces.add_argument("--cascade", default=str(default_cascade_path()),
+    add_input_options(parser.add_argument_group("input"))
+    add_output_options(parser.add_argument_group("output"))
+    add_scoring_options(parser.add_argument_group("model and scores"))
+    add_face_options(parser.add_argument_group("finding faces"))
+    add_server_options(parser.add_argument_group("web server"))
+    return parser.parse_args(argv)
+
+
+def add_input_options(group):
+    group.add_argument("--source", default="0",
+                       help="camera index, stream URL (rtsp://, rtmp://, http://, https://, udp://; run like a "
+                       "camera), video file, image file, folder of images and videos, or demo")
+    group.add_argument("--reconnect-s", type=float, default=10.0,
+                       help="streams: how many seconds to keep trying to open one, or to reopen one that dropped, "
+                       "before the run ends")
+    group.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    group.add_argument("--jobs", type=int, default=1,
+                       help="folders holding videos: how many files to process at once, each in a process of its "
+                       "own (results are the same whatever the number; needs --no-display above 1)")
+    group.add_argument("--cluster", default=None, metavar="ADDRESS",
+                       help="folders holding videos: run each video, and the images in chunks, on the workers of the "
+                       "Dask scheduler at this address (tcp://HOST:PORT); needs --log, and the same command again "
+                       "skips the videos done")
+
+
+def add_output_options(group):
+    group.add_argument("--no-display", action="store_true", help="open no window (servers, CI)")
+    group.add_argument("--scores", action="store_true",
+                       help="every class's score as a bar in its colour beside each face, for a glance at what "
+                       "else a face might be (key b switches them in the window)")
+    group.add_argument("--output", default=None,
+                       help="annotated video (same frame rate and size as the source), image, or folder of images")
+    group.add_argument("--log", default=None,
+                       help="per-frame results: .jsonl (JSON Lines) or .csv (another suffix is refused; a folder "
+                       "for a folder of videos)")
+    group.add_argument("--overwrite", action="store_true",
+                       help="replace an existing --output/--log file (otherwise refused)")
+
+
+def add_scoring_options(group):
+    group.add_argument("--model", default=str(DEFAULT_MODEL_PATH),
+                       help="the trained model; its labels come from the file")
+    group.add_argument("--runtime", choices=("litert", "keras"), default="litert",
+                       help="litert: the model with 8-bit weights, derived from the .h5 at first use and cached "
+                       "beside it as a hidden .tflite named after the .h5's hash (the shipped model's is "
+                       "committed); keras: the .h5's float32 weights")
+    group.add_argument("--no-smoothing", action="store_true",
+                       help="show each frame's raw scores (smoothing is on for video and webcam, never for "
+                       "images); new faces are still confirmed")
+    group.add_argument("--no-flip-average", action="store_true",
+                       help="score each face without its mirror image (video: 1 view instead of 2; images: 9 "
+                       "instead of 18)")
+    group.add_argument("--calibrate", nargs="+", metavar="IMAGE",
+                       help="one or more photos of the person's neutral face: every face's scores are corrected "
+                       "by how the model reads it; a photo without a face stops the run")
+
+
+def add_face_options(group):
+    group.add_argument("--cascade", default=str(default_cascade_path()),
                        help="Haar cascade XML file (OpenCV's own copy when none is beside test.py)")
-    faces.add_argument("--detector", choices=DETECTORS, default="haar",
+    group.add_argument("--detector", choices=DETECTORS, default="haar",
                        help="haar: OpenCV's Haar cascade, each new face checked by BlazeFace; blazeface: MediaPipe's "
                        "BlazeFace (short range) alone, which also finds tilted and half-turned faces, but only near "
                        "the camera; none: each image (or video frame) is one face as it is, for folders of face "
                        "crops such as FER2013's")
-    faces.add_argument("--min-face", type=int, default=MIN_FACE,
+    group.add_argument("--min-face", type=int, default=MIN_FACE,
                        help="smallest face looked for, in pixels; smaller faces are too blurred for the 48x48 "
                        "classifier, and skipping them makes Haar several times faster")
-    faces.add_argument("--no-verify", action="store_true",
+    group.add_argument("--no-verify", action="store_true",
                        help="show every Haar box, without BlazeFace's check (faster on still images; video checks "
                        "each new face only once)")
-    faces.add_argument("--scan-every", type=int, default=SCAN_EVERY,
+    group.add_argument("--scan-every", type=int, default=SCAN_EVERY,
                        help="video and webcam: search the whole frame every n-th frame, and in between only around "
                        "the faces being followed")
-    server = parser.add_argument_group("web server")
-    server.add_argument("--serve", nargs="?", const="127.0.0.1:8000", default=None, metavar="[HOST:]PORT",
-                        help="serve a live web page (the browser's camera) and an HTTP API instead of reading "
-                        "--source (alone: 127.0.0.1:8000); any address but loopback needs a token")
-    server.add_argument("--token", default=None,
-                        help="the token clients must show (default: the EMOTION_TOKEN variable; off loopback, a new "
-                        "random one each start, printed in the URL)")
-    server.add_argument("--certfile", default=None, help="HTTPS certificate (PEM), with --keyfile: a phone's "
-                        "browser opens its camera only over HTTPS or on localhost")
-    server.add_argument("--keyfile", default=None, help="the certificate's private key (PEM)")
-    return parser.parse_args(argv)
+
+
+def add_server_options(group):
+    group.add_argument("--serve", nargs="?", const="127.0.0.1:8000", default=None, metavar="[HOST:]PORT",
+                       help="serve a live web page (the browser's camera) and an HTTP API instead of reading "
+                       "--source (alone: 127.0.0.1:8000); any address but loopback needs a token")
+    group.add_argument("--token", default=None,
+                       help="the token clients must show (default: the EMOTION_TOKEN variable; off loopback, a new "
+                       "random one each start, printed in the URL)")
+    group.add_argument("--certfile", default=None, help="HTTPS certificate (PEM), with --keyfile: a phone's "
+                       "browser opens its camera only over HTTPS or on localhost")
+    group.add_argument("--keyfile", default=None, help="the certificate's private key (PEM)")
 
 
 def fail(message):
@@ -197,13 +212,9 @@ def run_server(args):
     from emotion.blazeface import DetectorError
     from emotion.detect import CascadeError
     from emotion.model import ModelFileError
-    from emotion.recognizer import EmotionRecognizer
     from emotion.serve import serve
     try:
-        recognizer = EmotionRecognizer(args.model, args.cascade, min_face=args.min_face, detector=args.detector,
-                                       verify=not args.no_verify, scan_every=args.scan_every,
-                                       flip_average=not args.no_flip_average, runtime=args.runtime)
-        serve(recognizer, host, port, token, args.certfile, args.keyfile)
+        serve(make_recognizer(args), host, port, token, args.certfile, args.keyfile)
     except (ModelFileError, CascadeError, DetectorError, ValueError) as error:
         return fail(error)
     except OSError as error:  # the certificate cannot be read, say
@@ -213,72 +224,94 @@ def run_server(args):
     return 0
 
 
+def make_recognizer(args):
+    """The EmotionRecognizer that the options describe."""
+    from emotion.recognizer import EmotionRecognizer
+    return EmotionRecognizer(args.model, args.cascade, min_face=args.min_face, detector=args.detector,
+                             verify=not args.no_verify, scan_every=args.scan_every,
+                             flip_average=not args.no_flip_average, runtime=args.runtime)
+
+
+def open_run(args):
+    """(source, recognizer, sink or None) of one run, its outputs checked first and --calibrate applied."""
+    from emotion.sources import check_output, open_sink, open_source
+    for output in (args.output, args.log):
+        if output:
+            check_output(output, args.source, args.overwrite)
+    source = open_source(args.source, reconnect_s=args.reconnect_s)
+    recognizer = make_recognizer(args)
+    if args.calibrate:
+        profile = recognizer.calibrate(args.calibrate).neutral_profile
+        print("calibrated to a neutral face that reads as "
+              + ", ".join(f"{name} {share:.2f}" for name, share in zip(recognizer.class_names, profile)))
+    return source, recognizer, open_sink(args.output, source) if args.output else None
+
+
+def progress_bar(args, source):
+    """A bar for files and folders run without a window (a window shows the progress itself)."""
+    from tqdm import tqdm
+    expected_frames = source.expected_frames
+    if args.max_frames is not None:
+        expected_frames = min(args.max_frames, expected_frames or args.max_frames)
+    return tqdm(total=expected_frames, unit="frame",
+                disable=source.live or not args.no_display or not getattr(args, "progress", True))
+
+
+def summarise_run(args, records, class_names, images):
+    """The run's summary line and, with --log, its picture; returns the exit code."""
+    from emotion.records import plot_shares, plot_timeline, summarise, summarise_images
+    from emotion.sources import SourceError
+    summary = (summarise_images if images else summarise)(records, class_names)
+    print(f"{args.heading}: {summary}" if getattr(args, "heading", None) else summary)
+    if args.log:
+        picture = Path(args.log).with_suffix(".png")
+        try:
+            (plot_shares if images else plot_timeline)(records, class_names, picture)
+        except SourceError as error:
+            return fail(error)
+        print(f"{'emotions of the images' if images else 'emotion over time'}: {picture}")
+    return 0
+
+
 def run(args):
     """One source, as the options say: recognised, shown, written and logged; returns the exit code."""
-    display = not args.no_display
     load_quietly(with_tensorflow=False)  # a model's LiteRT cache needs none; emotion.model loads it if needed
-    from tqdm import tqdm
-
     from emotion.blazeface import DetectorError
     from emotion.detect import CascadeError
     from emotion.draw import draw_overlay
     from emotion.model import ModelFileError
-    from emotion.recognizer import EmotionRecognizer
-    from emotion.records import FrameLog, frame_record, plot_shares, plot_timeline, summarise, summarise_images
-    from emotion.sources import SourceError, check_output, open_sink, open_source
+    from emotion.records import FrameLog, frame_record
+    from emotion.sources import SourceError
     from emotion.window import Player, WindowError, calibrate_largest_face
-
     try:
-        for output in (args.output, args.log):
-            if output:
-                check_output(output, args.source, args.overwrite)
-        source = open_source(args.source, reconnect_s=args.reconnect_s)
-        recognizer = EmotionRecognizer(args.model, args.cascade, min_face=args.min_face, detector=args.detector,
-                                       verify=not args.no_verify, scan_every=args.scan_every,
-                                       flip_average=not args.no_flip_average, runtime=args.runtime)
-        if args.calibrate:
-            profile = recognizer.calibrate(args.calibrate).neutral_profile
-            print("calibrated to a neutral face that reads as "
-                  + ", ".join(f"{name} {share:.2f}" for name, share in zip(recognizer.class_names, profile)))
-        sink = open_sink(args.output, source) if args.output else None
+        source, recognizer, sink = open_run(args)
     except (SourceError, ModelFileError, CascadeError, DetectorError, ValueError) as error:
         return fail(error)
-
-    class_names = recognizer.class_names
-    is_stream = source.kind in ("camera", "stream", "video", "demo")
-    images = not is_stream
-    tracker = recognizer.tracker(smooth=not args.no_smoothing) if is_stream else None
-    log, unwritable = None, None
-    records = []
-    expected_frames = source.expected_frames
-    if args.max_frames is not None:
-        expected_frames = min(args.max_frames, expected_frames or args.max_frames)
-    progress = tqdm(total=expected_frames, unit="frame",
-                    disable=source.live or display or not getattr(args, "progress", True))
-    player = Player(source, args.output, scores=args.scores) if display else None
+    class_names, images = recognizer.class_names, source.kind in ("image", "folder")
+    tracker = None if images else recognizer.tracker(smooth=not args.no_smoothing)
+    log, unwritable, records = None, None, []
+    progress = progress_bar(args, source)
+    player = None if args.no_display else Player(source, args.output, scores=args.scores)
     fps, last = 0.0, time.perf_counter()
     try:
         if args.log:
             log = FrameLog(args.log, class_names, images=images)
         for frame in recognizer.frames(source, tracker, args.max_frames):
-            faces = frame.faces
             if log:
-                log.write(frame.index, frame.time_s, faces, file=frame.name)
+                log.write(frame.index, frame.time_s, frame.faces, file=frame.name)
             if not source.live:  # a webcam or a stream can run for hours: keep nothing per frame
-                records.append(frame_record(frame.index, frame.time_s, faces, file=frame.name if images else None))
+                records.append(frame_record(frame.index, frame.time_s, frame.faces, file=frame.name if images else None))
             now = time.perf_counter()
-            fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if fps else 1 / max(now - last, 1e-6)
-            last = now
-            draw = partial(draw_overlay, faces=faces, class_names=class_names, fps=fps if is_stream else None,
+            fps, last = 0.9 * fps + 0.1 / max(now - last, 1e-6) if fps else 1 / max(now - last, 1e-6), now
+            draw = partial(draw_overlay, faces=frame.faces, class_names=class_names, fps=None if images else fps,
                            notice=tracker.calibration_status() if tracker else None)
-            annotated = None
             if player:
                 annotated = player.show(frame.image, draw)
+                if player.calibrate_requested:
+                    player.calibrate_requested = False
+                    print(calibrate_largest_face(tracker, frame.faces, source.fps or fps))
             elif sink:  # drawn only where something shows or writes it
                 annotated = draw(frame.image, scores=args.scores)
-            if player and player.calibrate_requested:
-                player.calibrate_requested = False
-                print(calibrate_largest_face(tracker, faces, source.fps or fps))
             if sink:
                 sink.write(annotated, frame.name)
             progress.update()
@@ -291,28 +324,14 @@ def run(args):
     except SourceError as error:  # an output that cannot be written (a full disk): closed below, it stays readable
         unwritable = error
     finally:
-        progress.close()
-        if sink:
-            sink.close()
-        if log:
-            log.close()
-        if player:
-            player.close()
+        for closing in (progress, sink, log, player):
+            if closing is not None:
+                closing.close()
     if unwritable:  # said once the progress bar is closed, as its last refresh would come after it
         return fail(unwritable)
     if source.stopped_early:
         print(f"warning: {source.stopped_early}", file=sys.stderr)
-    if records:
-        summary = (summarise_images if images else summarise)(records, class_names)
-        print(f"{args.heading}: {summary}" if getattr(args, "heading", None) else summary)
-        if args.log:
-            picture = Path(args.log).with_suffix(".png")
-            try:
-                (plot_shares if images else plot_timeline)(records, class_names, picture)
-            except SourceError as error:
-                return fail(error)
-            print(f"{'emotions of the images' if images else 'emotion over time'}: {picture}")
-    return 0
+    return summarise_run(args, records, class_names, images) if records else 0
 
 
 if __name__ == "__main__":

@@ -31,82 +31,102 @@ def parse_args(argv=None):
     # Each group and help line is the README's ("Training: `training.py`"), word for word; a test holds them together.
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    data = parser.add_argument_group("data and labels")
-    data.add_argument("--train-dir", default="train", help="training images, one sub-folder per class")
-    data.add_argument("--val-dir", default="test", help="validation images, one sub-folder per class")
-    data.add_argument("--csv", default=None, help="train from the Kaggle fer2013.csv instead of folders: its Training "
-                      "rows train, its PublicTest rows validate")
-    data.add_argument("--classes", default=",".join(DEFAULT_CLASS_NAMES),
-                      help="class folders to use, in output order; add disgust,fear for all seven")
-    data.add_argument("--extra-classes", default=None, metavar="NAMES",
-                      help="class folders learnt from the training images but not answered, e.g. fear,disgust: their "
-                      "faces also teach the network, and the saved model drops their outputs")
-    data.add_argument("--max-per-class", type=int, default=None,
-                      help="cap images per class (quick experiments, smoke runs)")
-    data.add_argument("--votes", default=None, metavar="CSV",
-                      help="learn FER+'s ten votes per face instead of the folder labels: the training images' votes "
-                      "file (as ../shared/ferplus/train.csv)")
-    data.add_argument("--val-votes", default=None, metavar="CSV",
-                      help="the validation images' votes file (as ../shared/ferplus/test.csv): validate against "
-                      "FER+'s majority label")
-    data.add_argument("--ferplus", default=None, metavar="CSV",
-                      help="with --csv: FER+'s fer2013new.csv as published, whose row i holds the votes of "
-                      "fer2013.csv's row i")
-    schedule = parser.add_argument_group("schedule")
-    schedule.add_argument("--epochs", type=int, default=60, help="most epochs (early stopping may end sooner)")
-    schedule.add_argument("--patience", type=int, default=10,
-                          help="epochs without a better validation accuracy before stopping")
-    schedule.add_argument("--batch-size", type=int, default=64, help="images per step (per GPU when several are used)")
-    schedule.add_argument("--optimizer", choices=tuple(DEFAULT_LEARNING_RATES), default="adamw",
-                          help="adamw, or sgd: SGD with Nesterov momentum 0.9 and weight decay 5e-4")
-    schedule.add_argument("--learning-rate", type=float, default=None,
-                          help=f"peak learning rate ({DEFAULT_LEARNING_RATES['sgd']:g} with --optimizer sgd): one "
-                          "warm-up epoch, then cosine decay")
-    schedule.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto",
-                          help="auto picks mixed_bfloat16 where the hardware computes bfloat16 fast (a TPU, an NVIDIA "
-                          "GPU from Ampere on, an Intel CPU with AVX-512 BF16 or AMX), else float32")
-    schedule.add_argument("--seed", type=int, default=1337, help="weights, shuffling and augmentation")
-    targets = parser.add_argument_group("targets and augmentation")
-    targets.add_argument("--class-weight-power", type=float, default=0.5,
-                         help="class weights (mean count / class count) ** power: 1 balances the classes fully, 0 "
-                         "not at all")
-    targets.add_argument("--label-smoothing", type=float, default=0.1,
-                         help="share of each target spread evenly over all classes")
-    targets.add_argument("--camera-artefacts", action="store_true",
-                         help="also augment with JPEG recompression, blur, exposure and sensor noise, as webcams and "
-                         "phones give (TensorFlow backend only; no gain measured yet)")
-    targets.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
-                         help="blend each training image and its target with another of its batch, by a weight drawn "
-                         "per image from Beta(ALPHA, ALPHA); 0.2 is the usual ALPHA, 0 turns it off")
-    targets.add_argument("--weight-averaging", action="store_true",
-                         help="validate, checkpoint and save a moving average of the weights (over about 1000 steps) "
-                         "instead of the last step's weights")
-    start = parser.add_argument_group("starting points and teachers")
-    start.add_argument("--init-from", default=None, metavar="MODEL_H5",
+    add_data_options(parser.add_argument_group("data and labels"))
+    add_schedule_options(parser.add_argument_group("schedule"))
+    add_target_options(parser.add_argument_group("targets and augmentation"))
+    add_starting_options(parser.add_argument_group("starting points and teachers"))
+    add_output_options(parser.add_argument_group("output, and runs that train nothing"))
+    return checked(parser.parse_args(argv))
+
+
+def add_data_options(group):
+    group.add_argument("--train-dir", default="train", help="training images, one sub-folder per class")
+    group.add_argument("--val-dir", default="test", help="validation images, one sub-folder per class")
+    group.add_argument("--csv", default=None, help="train from the Kaggle fer2013.csv instead of folders: its Training "
+                       "rows train, its PublicTest rows validate")
+    group.add_argument("--classes", default=",".join(DEFAULT_CLASS_NAMES),
+                       help="class folders to use, in output order; add disgust,fear for all seven")
+    group.add_argument("--extra-classes", default=None, metavar="NAMES",
+                       help="class folders learnt from the training images but not answered, e.g. fear,disgust: their "
+                       "faces also teach the network, and the saved model drops their outputs")
+    group.add_argument("--max-per-class", type=int, default=None,
+                       help="cap images per class (quick experiments, smoke runs)")
+    group.add_argument("--votes", default=None, metavar="CSV",
+                       help="learn FER+'s ten votes per face instead of the folder labels: the training images' votes "
+                       "file (as ../shared/ferplus/train.csv)")
+    group.add_argument("--val-votes", default=None, metavar="CSV",
+                       help="the validation images' votes file (as ../shared/ferplus/test.csv): validate against "
+                       "FER+'s majority label")
+    group.add_argument("--ferplus", default=None, metavar="CSV",
+                       help="with --csv: FER+'s fer2013new.csv as published, whose row i holds the votes of "
+                       "fer2013.csv's row i")
+
+
+def add_schedule_options(group):
+    group.add_argument("--epochs", type=int, default=60, help="most epochs (early stopping may end sooner)")
+    group.add_argument("--patience", type=int, default=10,
+                       help="epochs without a better validation accuracy before stopping")
+    group.add_argument("--batch-size", type=int, default=64, help="images per step (per GPU when several are used)")
+    group.add_argument("--optimizer", choices=tuple(DEFAULT_LEARNING_RATES), default="adamw",
+                       help="adamw, or sgd: SGD with Nesterov momentum 0.9 and weight decay 5e-4")
+    group.add_argument("--learning-rate", type=float, default=None,
+                       help=f"peak learning rate ({DEFAULT_LEARNING_RATES['sgd']:g} with --optimizer sgd): one "
+                       "warm-up epoch, then cosine decay")
+    group.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto",
+                       help="auto picks mixed_bfloat16 where the hardware computes bfloat16 fast (a TPU, an NVIDIA "
+                       "GPU from Ampere on, an Intel CPU with AVX-512 BF16 or AMX), else float32")
+    group.add_argument("--seed", type=int, default=1337, help="weights, shuffling and augmentation")
+
+
+def add_target_options(group):
+    group.add_argument("--class-weight-power", type=float, default=0.5,
+                       help="class weights (mean count / class count) ** power: 1 balances the classes fully, 0 "
+                       "not at all")
+    group.add_argument("--label-smoothing", type=float, default=0.1,
+                       help="share of each target spread evenly over all classes")
+    group.add_argument("--camera-artefacts", action="store_true",
+                       help="also augment with JPEG recompression, blur, exposure and sensor noise, as webcams and "
+                       "phones give (TensorFlow backend only; no gain measured yet)")
+    group.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
+                       help="blend each training image and its target with another of its batch, by a weight drawn "
+                       "per image from Beta(ALPHA, ALPHA); 0.2 is the usual ALPHA, 0 turns it off")
+    group.add_argument("--weight-averaging", action="store_true",
+                       help="validate, checkpoint and save a moving average of the weights (over about 1000 steps) "
+                       "instead of the last step's weights")
+
+
+def add_starting_options(group):
+    group.add_argument("--init-from", default=None, metavar="MODEL_H5",
                        help="start from a trained model's weights (the same classes, in the same order) instead of "
                        "random ones, to train it further")
-    start.add_argument("--teacher", action="append", metavar="MODEL_H5",
+    group.add_argument("--teacher", action="append", metavar="MODEL_H5",
                        help="distil: learn also from a trained model's answers on each training image; repeat it to "
                        "learn from the mean of several models")
-    start.add_argument("--teacher-weight", type=float, default=0.5,
+    group.add_argument("--teacher-weight", type=float, default=0.5,
                        help="share of each training target taken from the teachers' answers (above 0, at most 0.5: "
                        "the true class keeps the largest share)")
-    start.add_argument("--hold-out", default=None, metavar="K/N",
+    group.add_argument("--hold-out", default=None, metavar="K/N",
                        help="K/N: train without the K-th of N folds of the training images and record that in the "
                        "model; given as a --teacher, it answers only for that fold, images it never saw")
-    output = parser.add_argument_group("output, and runs that train nothing")
-    output.add_argument("--recalibrate", default=None, metavar="MODEL_H5",
-                        help="re-estimate a trained model's BatchNorm statistics on the training images, as every run "
-                        "does after its last epoch, and save it as --model-out with its report")
-    output.add_argument("--convert", default=None, metavar="MODEL_H5",
-                        help="save a trained model, such as a Keras 2 .h5 of the original toolkit, as --model-out "
-                        "with --classes as its class names and its pixel scaling inside, so that test.py loads it "
-                        "with nothing assumed")
-    output.add_argument("--model-out", default="Emotion_little_vgg.h5",
-                        help="the model; its report, log and checkpoints go beside it")
-    output.add_argument("--resume", action="store_true",
-                        help="continue an interrupted run from its last completed epoch")
-    args = parser.parse_args(argv)
+
+
+def add_output_options(group):
+    group.add_argument("--recalibrate", default=None, metavar="MODEL_H5",
+                       help="re-estimate a trained model's BatchNorm statistics on the training images, as every run "
+                       "does after its last epoch, and save it as --model-out with its report")
+    group.add_argument("--convert", default=None, metavar="MODEL_H5",
+                       help="save a trained model, such as a Keras 2 .h5 of the original toolkit, as --model-out "
+                       "with --classes as its class names and its pixel scaling inside, so that test.py loads it "
+                       "with nothing assumed")
+    group.add_argument("--model-out", default="Emotion_little_vgg.h5",
+                       help="the model; its report, log and checkpoints go beside it")
+    group.add_argument("--resume", action="store_true",
+                       help="continue an interrupted run from its last completed epoch")
+
+
+def checked(args):
+    """args with --classes, --extra-classes and --hold-out parsed and the default learning rate filled in; one error
+    line for options that cannot work together."""
     args.classes = [name.strip().lower() for name in args.classes.split(",") if name.strip()]
     if args.learning_rate is None:
         args.learning_rate = DEFAULT_LEARNING_RATES[args.optimizer]
@@ -293,42 +313,73 @@ def stopped_by_signals():
             signal.signal(number, handler)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    model_out = Path(args.model_out)
-    check_writable(model_out)
-    if args.convert:
-        load_quietly()
-        return convert(args.convert, model_out, args.classes)
-    from emotion.report import report_paths
-    paths = report_paths(model_out)
-    if paths["backup"].exists() and not args.resume:
-        raise SystemExit(f"error: an interrupted run left {paths['backup']}: add --resume to continue it, "
-                         "or delete that folder to start over")
-    if args.resume and not paths["backup"].exists():
-        print(f"notice: nothing to resume in {paths['backup']}; starting a new run")
+def read_data(args):
+    """(training split, its targets, validation split, the validation images with their folder labels or None where
+    those are val) as the options say, its counts printed; one error line for a dataset that cannot be used."""
+    from emotion.data import DatasetError, load_training_data
+    try:
+        data = load_training_data(args.train_dir, args.val_dir, args.classes, args.extra_classes, args.csv,
+                                  args.votes, args.val_votes, args.ferplus, args.max_per_class)
+    except DatasetError as error:
+        raise SystemExit(f"error: {error}") from None
+    if data.votes_left_out is not None:
+        read = len(data.train.labels) + data.votes_left_out
+        print(f"FER+ votes: training on {len(data.train.labels)} of {read} images; the other {data.votes_left_out} "
+              f"have most votes outside {','.join(data.learnt)} (or for not a face)")
+    for name, split in (("training", data.train), ("validation", data.val)):
+        counts = ", ".join(f"{label} {count}" for label, count in split.counts().items())
+        print(f"{name}: {len(split.labels)} images ({counts})")
+        if split.skipped:
+            examples = ", ".join(str(path) for path in split.skipped[:3])
+            print(f"  skipped {len(split.skipped)} unreadable file(s) or row(s), e.g. {examples}")
+    return data
 
-    load_quietly()  # TensorFlow takes seconds to load: the checks above answer before it
+
+def recalibrate(args, model_out):
+    """--recalibrate: the trained model's BatchNorm statistics re-estimated on the training images, saved as
+    model_out with its report."""
+    trained_model(args.recalibrate, args.classes, "--recalibrate")  # refused now, before the images are read
+    if held_out_fold(args.recalibrate):
+        raise SystemExit(f"error: --recalibrate {args.recalibrate} was trained without a fold of its images: "
+                         "retrain it with --hold-out instead")
+    data = read_data(args)
+    report(export(args.recalibrate, model_out, args.classes, calibration_images=data.train.images), data.val,
+           args.classes, model_out, data.val_fer2013)
+    return 0
+
+
+def distilled_and_held_out(args, train, targets, teachers, folds):
+    """(training split, targets) after the --teacher models' answers (each with the fold it held out, or None) are
+    blended in and --hold-out's fold is left out."""
+    from emotion.data import check_every_class_present, fold_mask
+    from emotion.train import teacher_targets
+    if teachers:
+        for path, fold in zip(args.teacher, folds):
+            if fold and fold["images"] != len(train.labels):
+                raise SystemExit(f"error: --teacher {path} held out a fold of {fold['images']} training images, "
+                                 f"not of these {len(train.labels)}: give the training images it was made with")
+        try:
+            targets = teacher_targets(teachers, train.images, train.labels, len(args.classes), args.teacher_weight,
+                                      folds)
+        except ValueError as error:
+            raise SystemExit(f"error: {error}") from None
+    if args.hold_out:
+        args.hold_out["images"] = len(train.labels)
+        kept = ~fold_mask(len(train.labels), args.hold_out["fold"], args.hold_out["folds"])
+        train, targets = train.select(kept), targets[kept]
+        check_every_class_present(train, f"the training images without fold {args.hold_out['fold']}")
+        print(f"held out fold {args.hold_out['fold']} of {args.hold_out['folds']}: training on {len(train.labels)} "
+              f"of {args.hold_out['images']} images")
+    return train, targets
+
+
+def fit(args, train, targets, val, learnt, paths, initial_weights):
+    """model.fit with the options' precision, strategy, batches, schedule and callbacks; True if it ran to its
+    end, False if interrupted (Ctrl-C, kill)."""
     import keras
 
-    from emotion.data import (
-        FER_CSV_LABELS,
-        DatasetError,
-        FaceBatches,
-        check_every_class_present,
-        class_folder_names,
-        class_weights,
-        fold_mask,
-        load_fer_csv,
-        load_ferplus_csv,
-        load_image_folder,
-        load_votes_by_file,
-        make_dataset,
-        relabel,
-        score_on_votes,
-        train_on_votes,
-        votes_of_files,
-    )
+    from emotion.batches import FaceBatches, make_dataset
+    from emotion.data import class_weights
     from emotion.model import build_little_vgg
     from emotion.train import (
         ThroughputLogger,
@@ -336,95 +387,9 @@ def main(argv=None):
         best_logged,
         choose_strategy,
         compile_model,
-        teacher_targets,
         time_input_pipeline,
     )
-
     on_tensorflow = keras.backend.backend() == "tensorflow"
-    if args.camera_artefacts and not on_tensorflow:
-        raise SystemExit(f"error: --camera-artefacts needs the TensorFlow backend, not {keras.backend.backend()}")
-
-    if args.recalibrate:
-        trained_model(args.recalibrate, args.classes, "--recalibrate")  # refused now, before the images are read
-        if held_out_fold(args.recalibrate):
-            raise SystemExit(f"error: --recalibrate {args.recalibrate} was trained without a fold of its images: "
-                             "retrain it with --hold-out instead")
-    initial_weights = None
-    if args.init_from:
-        initial_weights = trained_model(args.init_from, args.classes, "--init-from").get_weights()
-    teachers = [trained_model(path, args.classes, "--teacher") for path in args.teacher or ()]
-    teacher_folds = [held_out_fold(path) for path in args.teacher or ()]
-
-    keras.utils.set_random_seed(args.seed)
-    learnt = args.classes + (args.extra_classes or [])
-    voting = bool(args.votes or args.ferplus)
-    val_voting = bool(args.val_votes or args.ferplus)
-    try:
-        if args.csv:
-            # With votes every row is read: a face FER2013 filed under fear may be neutral to FER+'s crowd.
-            splits = load_fer_csv(args.csv, list(FER_CSV_LABELS) if voting else learnt, args.max_per_class)
-            train, val = splits["Training"], splits["PublicTest"]
-            if voting:
-                votes = load_ferplus_csv(args.ferplus, splits)
-                train_votes, val_votes = votes[train.sources], votes[val.sources]
-            else:
-                for split, name in ((train, "Training"), (relabel(val, args.classes), "PublicTest")):
-                    check_every_class_present(split, f"{args.csv} ({name} rows)")
-        else:
-            train = load_image_folder(args.train_dir, class_folder_names(args.train_dir) if voting else learnt,
-                                      args.max_per_class, desc="reading training images")
-            val = load_image_folder(args.val_dir, class_folder_names(args.val_dir) if val_voting else args.classes,
-                                    args.max_per_class, desc="reading validation images")
-            if voting:
-                train_votes = votes_of_files(train, load_votes_by_file(args.votes), args.train_dir)
-            if val_voting:
-                val_votes = votes_of_files(val, load_votes_by_file(args.val_votes), args.val_dir)
-        val_fer2013 = relabel(val, args.classes)  # the folder (or CSV) labels, scored beside FER+'s
-        if voting:
-            read = len(train.labels)
-            train, targets = train_on_votes(train, train_votes, learnt)
-            print(f"FER+ votes: training on {len(train.labels)} of {read} images; the other {read - len(train.labels)} "
-                  f"have most votes outside {','.join(learnt)} (or for not a face)")
-            check_every_class_present(train, f"{args.csv or args.train_dir} (by FER+ votes)")
-        else:
-            targets = train.labels
-        if val_voting:
-            val = score_on_votes(val, val_votes, args.classes)
-            check_every_class_present(val, f"{args.csv or args.val_dir} (by FER+ majority)")
-        else:
-            val = val_fer2013
-    except DatasetError as error:
-        raise SystemExit(f"error: {error}") from None
-    for name, split in (("training", train), ("validation", val)):
-        counts = ", ".join(f"{label} {count}" for label, count in split.counts().items())
-        print(f"{name}: {len(split.labels)} images ({counts})")
-        if split.skipped:
-            examples = ", ".join(str(path) for path in split.skipped[:3])
-            print(f"  skipped {len(split.skipped)} unreadable file(s) or row(s), e.g. {examples}")
-    if args.recalibrate:
-        report(export(args.recalibrate, model_out, args.classes, calibration_images=train.images), val, args.classes,
-               model_out, val_fer2013 if val_voting else None)
-        return 0
-
-    if teachers:
-        for path, fold in zip(args.teacher, teacher_folds):
-            if fold and fold["images"] != len(train.labels):
-                raise SystemExit(f"error: --teacher {path} held out a fold of {fold['images']} training images, "
-                                 f"not of these {len(train.labels)}: give the training images it was made with")
-        try:
-            targets = teacher_targets(teachers, train.images, train.labels, len(args.classes), args.teacher_weight,
-                                      teacher_folds)
-        except ValueError as error:
-            raise SystemExit(f"error: {error}") from None
-    if args.hold_out:
-        args.hold_out["images"] = len(train.labels)
-        kept = ~fold_mask(len(train.labels), args.hold_out["fold"], args.hold_out["folds"])
-        train = train.select(kept)
-        targets = targets[kept]
-        check_every_class_present(train, f"the training images without fold {args.hold_out['fold']}")
-        print(f"held out fold {args.hold_out['fold']} of {args.hold_out['folds']}: training on {len(train.labels)} "
-              f"of {args.hold_out['images']} images")
-
     precision = args.precision
     if precision == "auto":
         precision = "mixed_bfloat16" if hardware_has_bfloat16() else "float32"
@@ -446,7 +411,6 @@ def main(argv=None):
     pipeline_ms = time_input_pipeline(train_data)
     print(f"{keras.backend.backend()}, precision {precision}, {replicas} replica(s), batch {batch_size}, "
           f"input pipeline {pipeline_ms:.1f} ms/batch")
-
     with strategy.scope() if strategy else contextlib.nullcontext():
         model = compile_model(build_little_vgg(len(learnt)), args.learning_rate, steps_per_epoch,
                               args.epochs, args.label_smoothing, args.weight_averaging, args.optimizer)
@@ -465,6 +429,41 @@ def main(argv=None):
             model.fit(train_data, validation_data=val_data, epochs=args.epochs, callbacks=callbacks,
                       class_weight=class_weights(train.labels, len(learnt), args.class_weight_power))
     except KeyboardInterrupt:
+        return False
+    return True
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    model_out = Path(args.model_out)
+    check_writable(model_out)
+    if args.convert:
+        load_quietly()
+        return convert(args.convert, model_out, args.classes)
+    from emotion.report import report_paths
+    paths = report_paths(model_out)
+    if paths["backup"].exists() and not args.resume:
+        raise SystemExit(f"error: an interrupted run left {paths['backup']}: add --resume to continue it, "
+                         "or delete that folder to start over")
+    if args.resume and not paths["backup"].exists():
+        print(f"notice: nothing to resume in {paths['backup']}; starting a new run")
+
+    load_quietly()  # TensorFlow takes seconds to load: the checks above answer before it
+    import keras
+    if args.camera_artefacts and keras.backend.backend() != "tensorflow":
+        raise SystemExit(f"error: --camera-artefacts needs the TensorFlow backend, not {keras.backend.backend()}")
+    if args.recalibrate:
+        return recalibrate(args, model_out)
+    initial_weights = None
+    if args.init_from:
+        initial_weights = trained_model(args.init_from, args.classes, "--init-from").get_weights()
+    teachers = [trained_model(path, args.classes, "--teacher") for path in args.teacher or ()]
+    teacher_folds = [held_out_fold(path) for path in args.teacher or ()]
+
+    keras.utils.set_random_seed(args.seed)
+    data = read_data(args)
+    train, targets = distilled_and_held_out(args, data.train, data.targets, teachers, teacher_folds)
+    if not fit(args, train, targets, data.val, data.learnt, paths, initial_weights):
         print(f"\ninterrupted: the last completed epoch is in {paths['backup']} (continue with --resume)")
         if paths["best"].exists():
             export(paths["best"], model_out, args.classes, args.hold_out)
@@ -473,10 +472,9 @@ def main(argv=None):
         return 130
     if not paths["best"].exists():
         raise SystemExit("error: training produced no checkpoint (did the loss become NaN?)")
-
     model = export(paths["best"], model_out, args.classes, args.hold_out, calibration_images=train.images)
     remove_checkpoints(paths)
-    report(model, val, args.classes, model_out, val_fer2013 if val_voting else None)
+    report(model, data.val, args.classes, model_out, data.val_fer2013)
     return 0
 
 

@@ -9,7 +9,8 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from .data import fold_mask, one_hot_targets
+from .batches import one_hot_targets
+from .data import fold_mask
 from .report import predict_scores
 
 

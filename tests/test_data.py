@@ -1,21 +1,14 @@
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from emotion.data import (
-    DatasetError,
-    FaceBatches,
-    build_mixup,
-    class_weights,
-    load_fer_csv,
-    load_image_folder,
-    make_dataset,
-    random_exposure_and_noise,
-    random_jpeg,
-    read_face_image,
-)
-from tests.conftest import CLASSES, pattern_image, write_dataset
+from emotion.batches import FaceBatches, build_mixup, make_dataset, random_exposure_and_noise, random_jpeg
+from emotion.data import DatasetError, class_weights, load_fer_csv, load_image_folder, read_face_image
+from tests.conftest import CLASSES, ROOT, pattern_image, write_dataset
 
 
 def test_any_readable_image_becomes_48x48_grey(tmp_path):
@@ -367,3 +360,12 @@ def test_mixup_blends_training_batches_only_on_both_pipelines():
             targets = np.asarray(pipeline(training=training, mixup=mixup)[1])
             np.testing.assert_allclose(targets.sum(axis=1), 1, atol=1e-6)
             assert (targets.max(axis=1) < 0.99).any() == blended
+
+
+def test_reading_a_folder_imports_neither_tensorflow_nor_keras(tmp_path):
+    write_dataset(tmp_path, per_class=2)
+    code = ("import sys; from emotion.data import load_image_folder; "
+            f"split = load_image_folder({str(tmp_path)!r}, {list(CLASSES)!r}); "
+            "print(len(split.labels), sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.stdout.split() == ["10", "[]"], result.stderr

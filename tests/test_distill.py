@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from conftest import CLASSES, load_script, pattern_image, write_dataset
 
-from emotion import data as data_module
-from emotion.data import load_image_folder, make_dataset
+from emotion import batches as batches_module
+from emotion.batches import make_dataset
+from emotion.data import load_image_folder
 from emotion.report import predict_scores
 from emotion.train import teacher_targets
 
@@ -77,7 +78,7 @@ def test_training_py_trains_on_the_teachers_targets(tmp_path, monkeypatch):
 
     def capture(images, labels, *args, **kwargs):
         raise TrainingData(images, labels)
-    monkeypatch.setattr(data_module, "make_dataset", capture)
+    monkeypatch.setattr(batches_module, "make_dataset", capture)
     with pytest.raises(TrainingData) as given:
         load_script("training").main(["--train-dir", str(tmp_path / "train"), "--val-dir", str(tmp_path / "train"),
                                       "--teacher", str(tmp_path / "teacher1.h5"), "--teacher",
@@ -113,12 +114,12 @@ def test_hold_out_trains_without_its_fold_and_the_model_remembers_it(tmp_path, m
     from emotion.model import build_little_vgg, read_held_out
     write_dataset(tmp_path / "train", per_class=4)
     given = []
-    real_make_dataset = data_module.make_dataset
+    real_make_dataset = batches_module.make_dataset
 
     def capture(images, labels, *args, **kwargs):
         given.append((images, labels))
         return real_make_dataset(images, labels, *args, **kwargs)
-    monkeypatch.setattr(data_module, "make_dataset", capture)
+    monkeypatch.setattr(batches_module, "make_dataset", capture)
     monkeypatch.setattr("emotion.model.build_little_vgg", lambda classes, **_: build_little_vgg(
         classes, widths=(4,) * 5, dense_widths=(8, 8)))
     out = tmp_path / "teacher.h5"

@@ -39,7 +39,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emotion import data as data_module
+from emotion import batches as batches_module
 from emotion import model as model_module
 from emotion.data import FER_CSV_LABELS, parse_fer_row
 from emotion.detect import BUNDLED_CASCADE
@@ -143,7 +143,7 @@ class StopAfterReading(Exception):
 def stop_after_reading(monkeypatch):
     def stop(*args, **kwargs):
         raise StopAfterReading
-    monkeypatch.setattr(data_module, "make_dataset", stop)
+    monkeypatch.setattr(batches_module, "make_dataset", stop)
 
 
 def run_training(trainer, capsys, work, *args):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from emotion.data import one_hot_targets
+from emotion.batches import one_hot_targets
 from emotion.model import build_little_vgg
 from emotion.train import compile_model, recalibrate_batch_norm
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from emotion import data as data_module
+from emotion import batches as batches_module
 from emotion.data import (
     FERPLUS_VOTE_COLUMNS,
     DatasetError,
@@ -160,7 +160,7 @@ def datasets(monkeypatch):
         calls.append((images, labels))
         if len(calls) == 2:
             raise Batches(calls)
-    monkeypatch.setattr(data_module, "make_dataset", capture)
+    monkeypatch.setattr(batches_module, "make_dataset", capture)
     return calls
 
 
