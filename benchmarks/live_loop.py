@@ -8,7 +8,6 @@ import argparse
 import itertools
 import os
 import platform
-import shlex
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from benchmarks.common import command_line, positive
 from emotion.constants import DEFAULT_MODEL_PATH
 from emotion.detect import HAAR_WINDOW, CascadeError, FaceDetector, crop_faces, to_gray
 from emotion.draw import draw_faces, draw_fps
@@ -216,12 +216,6 @@ def detection_table(detection):
     return "\n".join(out)
 
 
-def positive(text):
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
-    return int(text)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -264,7 +258,7 @@ def main(argv=None) -> int:
         naive_scans = ScanCounter(naive_detector)
 
         haar = recognizer.haar
-        command = "python " + shlex.join([sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+        command = command_line(argv)
         print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start\n"
               f"TensorFlow {tf.__version__}, Keras {keras.__version__}, OpenCV {cv2.__version__}\n"

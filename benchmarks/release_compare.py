@@ -16,148 +16,32 @@ model shows here whatever part of the path it touched. The videos:
   the largest shown face's label is right or wrong, and a frame with no face shown counts wrong.
 """
 import argparse
-import csv
-import io
 import json
-import shlex
-import subprocess
 import sys
-import tarfile
 import tempfile
-import time
-from collections import Counter
 from pathlib import Path
 
 repo_root = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(repo_root))
 
-from benchmarks.labelled_video import make_video, match, sample_faces, write_video
+from benchmarks.common import (
+    DIFFERS,
+    add_release_arguments,
+    command_line,
+    frame_changes,
+    make_video,
+    read_segments,
+    real_videos,
+    release_tree,
+    run_release,
+    sample_faces,
+    score_segments,
+    score_truth,
+    unlabelled_summary,
+    write_video,
+)
 from emotion.constants import DEFAULT_MODEL_PATH
 from emotion.model import read_model_class_names
-from emotion.records import largest_face
-from emotion.sources import VIDEO_SUFFIXES
-
-WORKING_TREE = "working-tree"
-DIFFERS = "largest face's label differs"
-
-
-def add_release_arguments(parser):
-    """--base, --new and --real-videos, as the benchmarks that compare two releases take them."""
-    parser.add_argument("--base", default="HEAD", help="the earlier release: a git commit, branch or tag")
-    parser.add_argument("--new", default=WORKING_TREE,
-                        help=f"the release to check: a git ref, or {WORKING_TREE} for the checkout as it is")
-    parser.add_argument("--real-videos", type=Path, default=repo_root / "../shared/real/videos",
-                        help="folder of real clips ('none' to skip)")
-
-
-def real_videos(folder):
-    """The video files of folder (the suffixes test.py takes for video), sorted; none where folder is 'none' or no
-    folder."""
-    if str(folder).lower() == "none" or not folder.is_dir():
-        return []
-    return sorted(path for path in folder.iterdir() if path.suffix.lower() in VIDEO_SUFFIXES)
-
-
-def release_tree(ref, folder):
-    """The project as it was at git ref, written into folder; the working tree itself for WORKING_TREE."""
-    if ref == WORKING_TREE:
-        return repo_root
-    archive = subprocess.run(["git", "-C", str(repo_root), "archive", "--format=tar", ref],
-                             capture_output=True, check=False)
-    if archive.returncode != 0:
-        raise SystemExit(f"error: git cannot read release {ref!r}: {archive.stderr.decode().strip()}")
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(folder, filter="data")
-    return Path(folder)
-
-
-def run_release(tree, video, log):
-    """Frame records of tree's test.py on video (its --log, JSON Lines), and the seconds the run took."""
-    started = time.perf_counter()
-    run = subprocess.run([sys.executable, "test.py", "--source", str(video), "--no-display", "--log", str(log)],
-                         cwd=tree, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - started
-    if run.returncode != 0:
-        last = (run.stderr.strip().splitlines() or ["no message"])[-1]
-        raise SystemExit(f"error: {tree}/test.py failed on {video}: {last}")
-    with open(log) as file:
-        return [json.loads(line) for line in file], seconds
-
-
-def largest_label(record):
-    """The label of the frame's largest shown face, or None where none is shown."""
-    return largest_face(record)["label"] if record["faces"] else None
-
-
-def score_truth(records, truth, labels, class_names):
-    """{class: [right, shown, on screen]} and each frame's [right?] of the labelled FER clip: truth holds each
-    frame's [(face index, box)], labels each face's class index; a face not shown is not right."""
-    per_class = {name: [0, 0, 0] for name in class_names}
-    per_frame = []
-    for record, faces in zip(records, truth):
-        shown = record["faces"]
-        pairs = dict(match([face["box"] for face in shown], faces))
-        frame_right = []
-        for index, _ in faces:
-            name = class_names[labels[index]]
-            right = index in pairs and shown[pairs[index]]["label"] == name
-            per_class[name][0] += right
-            per_class[name][1] += index in pairs
-            per_class[name][2] += 1
-            frame_right.append(right)
-        per_frame.append(frame_right)
-    return per_class, per_frame
-
-
-def read_segments(path, class_names):
-    """[(start_s, end_s, label)] of a CSV with start_s,end_s,label rows; one error line for a bad file."""
-    try:
-        with open(path, newline="") as file:
-            segments = [(float(row["start_s"]), float(row["end_s"]), row["label"].strip().lower())
-                        for row in csv.DictReader(file)]
-    except (OSError, KeyError, ValueError, TypeError) as error:
-        raise SystemExit(f"error: cannot read segments {path} (columns start_s,end_s,label): {error}") from None
-    unknown = sorted({label for _, _, label in segments} - set(class_names))
-    if unknown:
-        raise SystemExit(f"error: {path} labels {', '.join(unknown)}, which the model does not know "
-                         f"({', '.join(class_names)})")
-    return segments
-
-
-def score_segments(records, segments, class_names):
-    """{class: [right, shown, labelled frames]} and each labelled frame's [right?]: a frame belongs to the segment
-    its time falls in (start included, end not); its largest shown face's label is what counts."""
-    per_class = {name: [0, 0, 0] for name in class_names}
-    per_frame = []
-    for record in records:
-        label = next((label for start, end, label in segments if start <= record["time_s"] < end), None)
-        if label is None:
-            per_frame.append([])
-            continue
-        shown = largest_label(record)
-        per_class[label][0] += shown == label
-        per_class[label][1] += shown is not None
-        per_class[label][2] += 1
-        per_frame.append([shown == label])
-    return per_class, per_frame
-
-
-def frame_changes(base_frames, new_frames):
-    """(faces the new release reads wrong that the earlier read right, and the other way round), frame by frame."""
-    lost = sum(old and not new for base, newer in zip(base_frames, new_frames) for old, new in zip(base, newer))
-    gained = sum(new and not old for base, newer in zip(base_frames, new_frames) for old, new in zip(base, newer))
-    return lost, gained
-
-
-def unlabelled_summary(base_records, new_records):
-    """What the two releases show on a clip without labels: frames with a face and faces shown by each, and the
-    frames where both show a face but label the largest one differently."""
-    both = [(largest_label(old), largest_label(new)) for old, new in zip(base_records, new_records)]
-    return {"frames": len(both),
-            "frames with a face": [sum(old is not None for old, _ in both), sum(new is not None for _, new in both)],
-            "faces shown": [sum(len(r["faces"]) for r in base_records), sum(len(r["faces"]) for r in new_records)],
-            DIFFERS: sum(old is not None and new is not None and old != new for old, new in both),
-            "labels": [dict(Counter(old for old, _ in both if old)), dict(Counter(new for _, new in both if new))]}
 
 
 def accuracy_table(base, new, class_names, names):
@@ -190,7 +74,7 @@ def main(argv=None) -> int:
 
     class_names = read_model_class_names(DEFAULT_MODEL_PATH)
     names = [args.base, args.new]
-    results = {"command": "python " + shlex.join([sys.argv[0], *(sys.argv[1:] if argv is None else argv)]),
+    results = {"command": command_line(argv),
                "releases": names, "labelled": {}, "unlabelled": {}}
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)

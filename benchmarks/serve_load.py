@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import platform
-import shlex
 import signal
 import socket
 import subprocess
@@ -30,6 +29,7 @@ sys.path.insert(0, str(repo_root))
 import cv2
 import numpy as np
 
+from benchmarks.common import command_line
 from emotion.sources import demo_frames, sample_face
 
 JPEG_QUALITY = 85
@@ -277,7 +277,7 @@ def main(argv=None) -> int:
     import httpx
     import psutil
 
-    command = "python " + shlex.join([sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+    command = command_line(argv)
     clips, photos = load_clips(args.videos, args.max_frames), load_photos()
     port = free_port()
     server = Server(port)

@@ -25,7 +25,7 @@ from pathlib import Path
 repo_root = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(repo_root))
 
-from benchmarks.release_compare import WORKING_TREE, release_tree
+from benchmarks.common import WORKING_TREE, release_tree
 
 VARIANTS = (("float32", False), ("mixed_bfloat16", False), ("float32", True), ("mixed_bfloat16", True))
 # What TensorFlow does by itself on a CPU without AVX-512: oneDNN off. --as-avx2 gives the earlier release this,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from benchmarks.negatives import glyph_picture, paste, walls
+from benchmarks.common import glyph_picture, paste, walls
 from emotion import EmotionRecognizer
 from emotion.blazeface import CONTEXTS, BlazeFace, anchor_centres
 from emotion.detect import FaceDetector, to_gray

@@ -1,7 +1,7 @@
 """benchmarks/class_bias.py: a class's score multiplied before the argmax, and a photo without a face."""
 import numpy as np
 
-from benchmarks.class_bias import leaned_predictions
+from benchmarks.common import leaned_predictions
 
 
 def test_a_factor_moves_only_the_answers_it_outweighs():

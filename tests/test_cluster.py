@@ -12,7 +12,7 @@ import cv2
 import matplotlib
 import pytest
 
-from benchmarks.cluster_scaling import local_cluster
+from benchmarks.common import local_cluster
 from tests.conftest import ROOT, run_script, user_environment, write_video
 from tests.test_cli import assert_one_line_error
 

@@ -1,11 +1,12 @@
-"""benchmarks/release_compare.py: two releases' live paths on the same video, scored frame by frame."""
+"""benchmarks/release_compare.py: two releases' live paths on the same video, scored frame by frame (its scoring
+is benchmarks.common's, the benchmarks' helper module; the script itself runs as a user runs it)."""
 import json
 import subprocess
 
 import pytest
 
-from benchmarks import release_compare
-from tests.conftest import ROOT
+from benchmarks import common
+from tests.conftest import ROOT, run_script
 
 CLASSES = ["angry", "happy", "neutral", "sad", "surprise"]
 
@@ -20,7 +21,7 @@ def test_score_truth_counts_each_face_on_screen_and_a_face_not_shown_as_wrong():
     labels = [1, 3]  # face 0 happy, face 1 sad
     records = [record(0.0, ((11, 10, 50, 50), "happy"), ((201, 10, 50, 50), "angry")),
                record(0.033, ((12, 10, 50, 50), "happy"))]  # face 1 not shown
-    per_class, per_frame = release_compare.score_truth(records, truth, labels, CLASSES)
+    per_class, per_frame = common.score_truth(records, truth, labels, CLASSES)
     assert per_class["happy"] == [2, 2, 2]
     assert per_class["sad"] == [0, 1, 2]
     assert per_frame == [[True, False], [True, False]]
@@ -32,7 +33,7 @@ def test_score_segments_reads_the_largest_face_and_counts_frames_with_no_face_wr
                record(1.0, ((0, 0, 60, 60), "angry")),  # the end of a segment is the next one's start
                record(1.5),  # no face shown
                record(2.5, ((0, 0, 60, 60), "happy"))]  # outside every segment: not scored
-    per_class, per_frame = release_compare.score_segments(records, segments, CLASSES)
+    per_class, per_frame = common.score_segments(records, segments, CLASSES)
     assert per_class["sad"] == [1, 1, 1]
     assert per_class["happy"] == [0, 1, 2]
     assert per_frame == [[True], [False], [False], []]
@@ -41,18 +42,18 @@ def test_score_segments_reads_the_largest_face_and_counts_frames_with_no_face_wr
 def test_frame_changes_counts_faces_lost_and_gained_between_releases():
     base = [[True, True], [False], []]
     new = [[True, False], [True], []]
-    assert release_compare.frame_changes(base, new) == (1, 1)
-    assert release_compare.frame_changes(base, base) == (0, 0)
+    assert common.frame_changes(base, new) == (1, 1)
+    assert common.frame_changes(base, base) == (0, 0)
 
 
 def test_unlabelled_summary_counts_faces_and_label_differences():
     base = [record(0, ((0, 0, 9, 9), "sad")), record(0.1, ((0, 0, 9, 9), "sad")), record(0.2)]
     new = [record(0, ((0, 0, 9, 9), "sad")), record(0.1, ((0, 0, 9, 9), "angry"), ((20, 0, 5, 5), "happy")),
            record(0.2, ((0, 0, 9, 9), "happy"))]
-    summary = release_compare.unlabelled_summary(base, new)
+    summary = common.unlabelled_summary(base, new)
     assert summary["frames with a face"] == [2, 3]
     assert summary["faces shown"] == [2, 4]
-    assert summary[release_compare.DIFFERS] == 1  # frame 3: only the new release shows a face
+    assert summary[common.DIFFERS] == 1  # frame 3: only the new release shows a face
     assert summary["labels"] == [{"sad": 2}, {"sad": 1, "angry": 1, "happy": 1}]
 
 
@@ -65,7 +66,7 @@ def test_a_bad_segments_file_is_one_error_line(tmp_path, text, message):
     path = tmp_path / "clip.csv"
     path.write_text(text)
     with pytest.raises(SystemExit, match=message):
-        release_compare.read_segments(path, CLASSES)
+        common.read_segments(path, CLASSES)
 
 
 @pytest.mark.e2e
@@ -76,9 +77,9 @@ def test_the_last_commit_against_itself_reads_every_frame_alike(tmp_path, face_v
     segments = tmp_path / "clip.csv"
     segments.write_text("start_s,end_s,label\n0,0.4,happy\n0.4,1,neutral\n")
     out = tmp_path / "figures.json"
-    assert release_compare.main(["--base", head, "--new", "HEAD", "--data-dir", str(tmp_path / "none"),
-                                 "--real-videos", str(face_video.parent), "--video", str(face_video),
-                                 "--segments", str(segments), "--json", str(out)]) == 0
+    run = run_script("benchmarks/release_compare.py", "--base", head, "--new", "HEAD", "--data-dir", tmp_path / "none",
+                     "--real-videos", face_video.parent, "--video", face_video, "--segments", segments, "--json", out)
+    assert run.returncode == 0, run.stderr
     figures = json.loads(out.read_text())
     clip = figures["labelled"][face_video.name]
     assert clip["per_class"][0] == clip["per_class"][1]
@@ -88,9 +89,9 @@ def test_the_last_commit_against_itself_reads_every_frame_alike(tmp_path, face_v
     unlabelled = figures["unlabelled"][face_video.name]
     assert unlabelled["frames"] == 24
     assert unlabelled["frames with a face"][0] == unlabelled["frames with a face"][1] > 0
-    assert unlabelled[release_compare.DIFFERS] == 0
+    assert unlabelled[common.DIFFERS] == 0
 
 
 def test_an_unknown_release_is_one_error_line(tmp_path):
     with pytest.raises(SystemExit, match="git cannot read release 'no-such-release'"):
-        release_compare.release_tree("no-such-release", tmp_path)
+        common.release_tree("no-such-release", tmp_path)
