@@ -149,7 +149,7 @@ class Results:
 
 def stream_client(url, frames, offset, stop, results, timeout, pace_fps):
     """One WebSocket sending frames in a loop, each once the last is answered and at most pace_fps a second (the
-    page sends from requestAnimationFrame); reconnects after an exception."""
+    page paces its frames); reconnects after an exception."""
     from websockets.sync.client import connect
     index, gap = offset, 1 / pace_fps if pace_fps else 0.0
     while not stop.is_set():
@@ -256,8 +256,8 @@ def main(argv=None) -> int:
     parser.add_argument("--duration", type=float, default=600, help="seconds of load")
     parser.add_argument("--clients", type=int, default=3,
                         help="WebSocket clients, each streaming a clip (the server takes at most 8)")
-    parser.add_argument("--pace-fps", type=float, default=60,
-                        help="frames a second a client sends at most, as the page's requestAnimationFrame "
+    parser.add_argument("--pace-fps", type=float, default=30,
+                        help="frames a second a client sends at most, as the page does (the server drops more) "
                              "(0: no pause)")
     parser.add_argument("--callers", type=int, default=1, help="API callers, each POSTing photos to /analyze")
     parser.add_argument("--videos", type=Path, default=repo_root / "../shared/real/videos",
