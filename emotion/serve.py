@@ -31,7 +31,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.websockets import WebSocketDisconnect
 
-from .calibrate import HOLD_S
 from .draw import label_colour
 from .recognizer import as_image
 from .records import frame_record
@@ -188,7 +187,6 @@ class Stream:
         self.recent = []  # arrival times of the frames taken in the last second
         self.faces = []
         self.started = time.perf_counter()
-        self.fps = 0.0
 
     async def answer(self, message):
         await self.websocket.send_json(message)
@@ -228,7 +226,8 @@ class Stream:
 
         def calibrate():
             with self.recognition.turn():  # the tracker is changed by frames read meanwhile, in another thread
-                return calibrate_largest_face(self.tracker, self.faces, self.fps or 1 / HOLD_S)
+                # The frames taken in the last second give the client's frame rate, in which calibration counts.
+                return calibrate_largest_face(self.tracker, self.faces, max(len(self.recent), 1))
         return {"calibrate": await run_in_threadpool(calibrate)}
 
     async def read(self):
@@ -238,7 +237,6 @@ class Stream:
             self.arrived.clear()
             number, data = self.waiting
             self.waiting = None
-            began = time.perf_counter()
             try:
                 self.faces = await run_in_threadpool(self.recognition.frame, data, self.tracker)
             except BadRequest as error:
@@ -248,8 +246,6 @@ class Stream:
                 logger.exception("frame %d of a WebSocket", number)
                 await self.answer({"frame": number, "error": f"the server failed on this frame: {error}"})
                 continue
-            took = time.perf_counter() - began
-            self.fps = 0.9 * self.fps + 0.1 / took if self.fps else 1 / max(took, 1e-6)
             await self.answer(frame_record(number, time.perf_counter() - self.started, self.faces))
 
 
