@@ -30,7 +30,7 @@ repo_root = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(repo_root))
 
 from benchmarks.common import local_cluster
-from emotion.cluster import RecognizerSettings, analyse_video, cached_recognizer
+from emotion.cluster import RecognizerSettings, analyze_video, cached_recognizer
 from emotion.sources import folder_videos
 
 REAL_VIDEOS = repo_root.parent / "shared" / "real" / "videos"
@@ -104,7 +104,7 @@ def main(argv=None):
         cached_recognizer(settings)
         model_load = time.perf_counter() - started
         shortest = min(folder_videos(archive), key=lambda video: video.stat().st_size)
-        answer = analyse_video(str(shortest), settings, args.max_frames, True, False, None)
+        answer = analyze_video(str(shortest), settings, args.max_frames, True, False, None)
         bytes_per_frame = len(pickle.dumps(answer)) / max(len(answer.frames), 1)
 
     assert runs[1][2] == runs[2][2], "the logs differ between 1 and 2 workers"

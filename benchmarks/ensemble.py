@@ -26,7 +26,7 @@ import numpy as np
 
 from emotion.data import DatasetError, fold_mask, load_image_folder
 from emotion.model import ModelFileError, load_model, read_held_out
-from emotion.report import summarise
+from emotion.report import classification_metrics
 from emotion.train import ensemble_answers
 
 FER2013 = repo_root.parent / "shared" / "fer2013"
@@ -57,8 +57,8 @@ def main():
     answers = []  # each model's own answers, averaged below: the ensemble without scoring every model twice
     for path, (model, _) in zip(args.model, models, strict=True):
         answers.append(ensemble_answers([model], test.images))
-        print_row(path, summarise(test.labels, answers[-1], class_names))
-    print_row(f"ensemble of {len(models)}", summarise(test.labels, np.mean(answers, axis=0), class_names))
+        print_row(path, classification_metrics(test.labels, answers[-1], class_names))
+    print_row(f"ensemble of {len(models)}", classification_metrics(test.labels, np.mean(answers, axis=0), class_names))
 
     if train is not None:
         chosen = np.random.default_rng(0).choice(len(train.labels), min(args.train_sample, len(train.labels)),

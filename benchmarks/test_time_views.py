@@ -28,7 +28,7 @@ from emotion.classify import SHIFT, EmotionClassifier, litert_from_keras
 from emotion.constants import DEFAULT_MODEL_PATH
 from emotion.data import DatasetError, load_image_folder
 from emotion.model import ModelFileError, load_model
-from emotion.report import summarise
+from emotion.report import classification_metrics
 
 VIEW_SETS = {  # name: (mirror, shifted)
     "plain (1 view)": (False, False),
@@ -63,7 +63,7 @@ def main():
         # One face a call, as a photo with one face is scored.
         scores = np.concatenate([classifier.scores(face[None], shifted) for face in data.images])
         seconds = time.perf_counter() - start
-        result = summarise(data.labels, scores, class_names)
+        result = classification_metrics(data.labels, scores, class_names)
         recalls = " | ".join(f"{result['per_class'][c]['recall']:.1%}" for c in class_names)
         print(f"| {name} | {result['accuracy']:.1%} | {recalls} | {1000 * seconds / len(data.labels):.2f} ms |")
 

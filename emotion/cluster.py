@@ -151,7 +151,7 @@ def hidden_partial(path):
     return path.with_name(f".{path.stem}.partial{path.suffix}")
 
 
-def analyse_video(video, settings, max_frames, smooth, scores, output):
+def analyze_video(video, settings, max_frames, smooth, scores, output):
     """VideoFaces of one video, its annotated copy written to output (None: none) and renamed there once whole;
     a Failure for a video, model or output that cannot be used. Runs on a worker."""
     load_quietly(with_tensorflow=False)
@@ -178,7 +178,7 @@ def analyse_video(video, settings, max_frames, smooth, scores, output):
     return VideoFaces(recognizer.class_names, source.fps, frames, source.stopped_early)
 
 
-def analyse_images(images, settings, scores, output):
+def analyze_images(images, settings, scores, output):
     """ImageFaces of a chunk of a folder's images, each annotated into the folder output (None: none); a Failure
     where the model or an output cannot be used. Runs on a worker."""
     load_quietly(with_tensorflow=False)
@@ -391,7 +391,7 @@ def run_archive(args, folder):
             output = batch_path(args.output, video.stem, ".mp4")
             task = (str(video.resolve()), settings, args.max_frames, not args.no_smoothing, args.scores,
                     output and str(output.resolve()))
-            video_futures[client.submit(analyse_video, *task, key=f"{video.name}-{tokenize(*task)}",
+            video_futures[client.submit(analyze_video, *task, key=f"{video.name}-{tokenize(*task)}",
                                         retries=RETRIES)] = video
         images_log = batch_path(args.log, "images", ".jsonl")
         # The images are one run, done when their log is in place (it is written whole, once every chunk is).
@@ -404,7 +404,7 @@ def run_archive(args, folder):
         for start in range(0, len(images_todo), IMAGES_PER_TASK):
             task = ([str(path.resolve()) for path in images_todo[start:start + IMAGES_PER_TASK]], settings,
                     args.scores, output)
-            image_futures.append(client.submit(analyse_images, *task, key=f"images-{start}-{tokenize(*task)}",
+            image_futures.append(client.submit(analyze_images, *task, key=f"images-{start}-{tokenize(*task)}",
                                                retries=RETRIES))
         failed = [video.name for video in refused] + finish_videos(video_futures, logs, report)
         heading = f"images in {folder}"

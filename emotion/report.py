@@ -27,7 +27,7 @@ def confusion_matrix(labels, predictions, num_classes):
     return np.bincount(labels * num_classes + predictions, minlength=num_classes ** 2).reshape(num_classes, -1)
 
 
-def summarise(labels, scores, class_names):
+def classification_metrics(labels, scores, class_names):
     """Accuracy, per-class precision/recall/F1/support and the confusion matrix as plain JSON types."""
     matrix = confusion_matrix(np.asarray(labels), scores.argmax(axis=1), len(class_names))
     true_positives = np.diag(matrix)
@@ -45,8 +45,8 @@ def summarise(labels, scores, class_names):
 
 def evaluate(model, images, labels, class_names):
     """Metrics of model on (images, labels), plain and with mirror averaging (what the live loop may use)."""
-    plain = summarise(labels, predict_scores(model, images), class_names)
-    mirrored = summarise(labels, predict_scores(model, images, flip_average=True), class_names)
+    plain = classification_metrics(labels, predict_scores(model, images), class_names)
+    mirrored = classification_metrics(labels, predict_scores(model, images, flip_average=True), class_names)
     return {"class_names": list(class_names), "images": len(labels), **plain, "flip_average": mirrored}
 
 
