@@ -209,8 +209,7 @@ def run_server(args):
     except OSError as error:
         return fail(f"cannot serve on {args.serve}: {error.strerror or error}")
     load_quietly(with_tensorflow=False)
-    from emotion.blazeface import DetectorError
-    from emotion.detect import CascadeError
+    from emotion.detect import CascadeError, DetectorError
     from emotion.model import ModelFileError
     from emotion.serve import serve
     try:
@@ -276,8 +275,7 @@ def summarise_run(args, records, class_names, images):
 def run(args):
     """One source, as the options say: recognised, shown, written and logged; returns the exit code."""
     load_quietly(with_tensorflow=False)  # a model's LiteRT cache needs none; emotion.model loads it if needed
-    from emotion.blazeface import DetectorError
-    from emotion.detect import CascadeError
+    from emotion.detect import CascadeError, DetectorError
     from emotion.draw import draw_overlay
     from emotion.model import ModelFileError
     from emotion.records import FrameLog, frame_record

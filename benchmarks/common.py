@@ -49,12 +49,12 @@ from PIL import Image, ImageDraw, ImageFont
 repo_root = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(repo_root))  # as in each script: `python benchmarks/common.py` finds the project too
 
+from emotion.boxes import box_overlap
 from emotion.constants import IMAGE_SIZE
 from emotion.data import list_image_files, load_folder_by_votes, load_image_folder
 from emotion.records import largest_face
 from emotion.report import classification_metrics
 from emotion.sources import VIDEO_SUFFIXES, SourceError
-from emotion.track import box_overlap
 
 
 def command_line(argv):

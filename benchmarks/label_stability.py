@@ -21,9 +21,9 @@ load_quietly()
 import cv2
 import numpy as np
 
+from emotion.classify import crop_faces
 from emotion.constants import DEFAULT_MODEL_PATH
 from emotion.data import DatasetError, load_image_folder
-from emotion.detect import crop_faces
 from emotion.model import ModelFileError
 from emotion.recognizer import EmotionRecognizer
 

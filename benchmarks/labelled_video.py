@@ -36,9 +36,10 @@ from benchmarks.common import (
     sample_faces,
     write_video,
 )
+from emotion.classify import crop_faces
 from emotion.constants import DEFAULT_MODEL_PATH
 from emotion.data import DatasetError
-from emotion.detect import CascadeError, crop_faces, to_gray
+from emotion.detect import CascadeError, to_gray
 from emotion.model import ModelFileError
 from emotion.recognizer import EmotionRecognizer
 from emotion.sources import SourceError, open_source
@@ -131,7 +132,7 @@ def main(argv=None) -> int:
     shown_accuracy = shown_right / len(found) if found else float("nan")
 
     command = command_line(argv)
-    haar = recognizer.haar
+    haar = recognizer.detector.cascade
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs; OpenCV {cv2.__version__}\n"
           f"command: {command}\n"
           f"{len(images)} FER faces from {args.data_dir.resolve()} ({', '.join(names)}), seed {args.seed}, labelled "
@@ -140,12 +141,12 @@ def main(argv=None) -> int:
           f"{FACE_SIZES[0]}-{FACE_SIZES[1]} px wide with a {BORDER:.0%} border, each shown "
           f"{args.frames_per_face} frames: {appearances} ground-truth faces\n"
           f"live path: EmotionRecognizer.process with a FaceTracker, as test.py runs it: Haar at "
-          f"min_face={recognizer.min_face} (scale factor {haar.scale_factor}, min_neighbors {haar.min_neighbors}), "
-          f"scan_every={recognizer.scan_every}, verify={recognizer.verify}, margin={recognizer.margin}, "
+          f"min_face={recognizer.detector.min_face} (scale factor {haar.scale_factor}, min_neighbors {haar.min_neighbors}), "
+          f"scan_every={recognizer.scan_every}, verify={recognizer.detector.checks}, margin={recognizer.margin}, "
           f"{recognizer.runtime}; a shown face matches a true one at IoU >= 0.3\n\n"
           f"faces shown: {len(found)} of {appearances} ({len(found) / appearances:.1%}); "
           f"after each face's first {confirm_hits - 1} frames (a new face is shown "
-          f"{'once BlazeFace confirms it' if recognizer.verify else f'after {confirm_hits} detections in a row'}): "
+          f"{'once BlazeFace confirms it' if recognizer.detector.checks else f'after {confirm_hits} detections in a row'}): "
           f"{found_later} of {showable} ({found_later / showable:.1%}); "
           f"shown faces on no face: {wrong_boxes} (a face that leaves stays shown at its last box for up to "
           f"{hold} frames)\n"

@@ -26,8 +26,9 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks.common import command_line, positive
+from emotion.classify import crop_faces
 from emotion.constants import DEFAULT_MODEL_PATH
-from emotion.detect import HAAR_WINDOW, CascadeError, FaceDetector, crop_faces, to_gray
+from emotion.detect import HAAR_WINDOW, CascadeError, HaarCascade, to_gray
 from emotion.draw import draw_faces, draw_fps
 from emotion.model import ModelFileError, load_model
 from emotion.recognizer import EmotionRecognizer
@@ -67,7 +68,7 @@ def predict_per_face(model, classes):
 
 
 class ScanCounter:
-    """Counts a FaceDetector's whole-frame searches, its detect() wrapped in place: find_faces chooses per
+    """Counts a HaarCascade's whole-frame searches, its detect() wrapped in place: find_faces chooses per
     frame between a whole-frame search and searches near the followed faces, and does not say which."""
 
     def __init__(self, detector):
@@ -238,7 +239,7 @@ def main(argv=None) -> int:
             recognizer = EmotionRecognizer(model=args.model)  # the live loop exactly as shipped
             other = EmotionRecognizer(model=args.model, scan_every=args.scan_every)
             # min_face at the cascade's own window: the frame is searched at full size, as before min_face.
-            naive_detector = FaceDetector(min_face=HAAR_WINDOW, scale_factor=1.1)
+            naive_detector = HaarCascade(min_face=HAAR_WINDOW, scale_factor=1.1)
             extra = [(path.name, None, path) for path in args.video if open_source(path)]  # bad files fail now
             videos = [("1 face", 1, write_video(Path(folder) / "one.mp4", demo_frames(args.frames))),
                       ("3 faces", 3, write_video(Path(folder) / "three.mp4",
@@ -254,18 +255,18 @@ def main(argv=None) -> int:
         for live in (recognizer, other):
             live.detect(sample_face())
         paths = {"shipped": recognizer, f"scan every {args.scan_every}": other}
-        scans = {label: ScanCounter(live.haar) for label, live in paths.items()}
+        scans = {label: ScanCounter(live.detector.cascade) for label, live in paths.items()}
         naive_scans = ScanCounter(naive_detector)
 
-        haar = recognizer.haar
+        haar = recognizer.detector.cascade
         command = command_line(argv)
         print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start\n"
               f"TensorFlow {tf.__version__}, Keras {keras.__version__}, OpenCV {cv2.__version__}\n"
               f"command: {command}\n"
-              f"shipped: EmotionRecognizer() as test.py runs it: find_faces with Haar at min_face={recognizer.min_face} "
+              f"shipped: EmotionRecognizer() as test.py runs it: find_faces with Haar at min_face={recognizer.detector.min_face} "
               f"(scale factor {haar.scale_factor}, min_neighbors {haar.min_neighbors}), the whole frame searched on 1 "
-              f"frame in {recognizer.scan_every} and near the followed faces in between, verify={recognizer.verify} "
+              f"frame in {recognizer.scan_every} and near the followed faces in between, verify={recognizer.detector.checks} "
               f"(BlazeFace checks each new face; timed as detection), one batched {recognizer.runtime} call per "
               f"frame, crop margin {recognizer.margin}, FaceTracker update\n"
               f"scan every {args.scan_every}: the same with scan_every={other.scan_every}\n"
@@ -275,7 +276,7 @@ def main(argv=None) -> int:
         for name, faces, path in videos:
             # All paths on one video before the next, so a change in background load hits them alike.
             results = {label: run_loop(path, args.frames, live.find_faces, live.classifier.scores, names,
-                                       live.margin, scans[label], live.blazeface if live.verify else None)
+                                       live.margin, scans[label], live.detector if live.detector.checks else None)
                        for label, live in paths.items()}
             results["naive"] = run_loop(path, args.frames, lambda frame, gray, tracker: naive_detector.detect(gray),
                                         naive_classify, names, recognizer.margin, naive_scans)

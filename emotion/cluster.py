@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 
-from .blazeface import DetectorError
 from .console import load_quietly
 from .constants import DEFAULT_CLASS_NAMES, DEFAULT_MODEL_PATH
-from .detect import CascadeError, default_cascade_path
+from .detect import CascadeError, DetectorError, default_cascade_path
 from .draw import draw_overlay
 from .model import ModelFileError, read_model_class_names
 from .recognizer import EmotionRecognizer

@@ -14,14 +14,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .boxes import distinct, unframed
 from .calibrate import ALPHA, NEUTRAL_TARGET, Calibration
-from .classify import EmotionClassifier, cached_litert, converted_litert
-from .constants import DEFAULT_MODEL_PATH, DETECTORS, MIN_FACE, SCAN_EVERY
-from .detect import FaceDetector, crop_faces, expand_box, to_gray
+from .classify import EmotionClassifier, cached_litert, converted_litert, crop_faces
+from .constants import DEFAULT_MODEL_PATH, MIN_FACE, SCAN_EVERY
+from .detect import WholeImageDetector, make_detector, to_gray
 from .model import class_names_for_outputs, load_model, read_model_class_names
 from .records import frame_record
 from .sources import SourceError, open_source
-from .track import FaceTracker, box_overlap, make_faces
+from .track import FaceTracker, make_faces
 
 
 class EmotionRecognizer:
@@ -41,10 +42,9 @@ class EmotionRecognizer:
         flip_average: score each face and its mirror image, and average (more accurate, twice the
         classification cost). runtime: "litert" (8-bit weights, fastest; falls back to "keras" where
         LiteRT is not installed) or "keras" (the .h5's float32 weights exactly)."""
-        if detector not in DETECTORS:
-            raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, not {detector!r}")
         if scan_every < 1 or min_face < 1:
             raise ValueError(f"scan_every and min_face must be 1 or more, not {scan_every} and {min_face}")
+        self.detector = make_detector(detector, cascade, min_face, verify)
         # A model converted before runs from its LiteRT cache without Keras and TensorFlow: seconds sooner.
         litert = cached_litert(model) if runtime == "litert" else None
         if litert is not None:
@@ -53,38 +53,19 @@ class EmotionRecognizer:
         else:
             keras_model, self.class_names = load_model(model)
             litert = converted_litert(keras_model, model) if runtime == "litert" else None
-        self.haar = FaceDetector(cascade, min_face=min_face) if detector == "haar" else None
-        self.blazeface = None
-        if detector == "blazeface" or (detector == "haar" and verify):
-            from .blazeface import BlazeFace
-            self.blazeface = BlazeFace()
         self.runtime = "litert" if litert is not None else "keras"
         self.classifier = EmotionClassifier(keras_model, self.class_names, flip_average=flip_average, litert=litert)
-        self.detector, self.min_face, self.scan_every, self.margin = detector, min_face, scan_every, margin
-        self.verify = verify and detector == "haar"  # BlazeFace's own boxes need no second opinion
+        self.scan_every, self.margin = scan_every, margin
         self.calibration = None  # a Calibration applied to every later score (see calibrate); None: raw scores
-
-    def candidates(self, image, gray):
-        """Boxes the detector finds in the whole image, before any check."""
-        if self.detector == "none":
-            return np.array([[0, 0, image.shape[1], image.shape[0]]])
-        if self.haar is not None:
-            return self.haar.detect(gray)
-        return self.blazeface_faces(image)
-
-    def blazeface_faces(self, image):
-        """BlazeFace's boxes of faces at least min_face wide."""
-        boxes = self.blazeface.detect(image)
-        return boxes[boxes[:, 2] >= self.min_face]
 
     def find_faces(self, frame, gray, tracker):
         """int (n, 4) boxes of one video frame: searched near the tracker's faces where that suffices."""
         followed = tracker.search_boxes()
-        if self.haar is not None and followed and tracker.frames % self.scan_every:
-            found = [self.haar.detect_near(gray, box) for box in followed]
+        if followed and tracker.frames % self.scan_every:
+            found = [self.detector.find_near(frame, gray, box) for box in followed]
             if all(len(boxes) for boxes in found):
                 return distinct([boxes[0] for boxes in found])
-        return self.candidates(frame, gray)
+        return self.detector.find(frame, gray)
 
     def process(self, frame, tracker=None):
         """[Face] for one frame (any image array that as_image takes): process_frame with a FaceTracker, whose
@@ -102,38 +83,15 @@ class EmotionRecognizer:
         gray = to_gray(frame)
         boxes = self.find_faces(frame, gray, tracker)
         scores = self.scores(crop_faces(gray, boxes, self.margin))
-        # A new Haar face is checked once by BlazeFace before it is shown; BlazeFace's own faces need no check.
-        is_face = (lambda box: self.blazeface.is_face(frame, box)) if self.verify else None
+        # A new face is checked once before it is shown, where the detector has a check (Haar's BlazeFace).
+        is_face = (lambda box: self.detector.is_face(frame, box)) if self.detector.checks else None
         return tracker.update(boxes, scores, is_face)
 
     def faces_in_image(self, image):
-        """[Face] for a still image: each Haar box checked by BlazeFace, as there are no frames to confirm it.
-
-        A photo that is already a face crop leaves the detectors no margin around the face, and a small
-        one no face of min_face pixels: where they find nothing, they look again in a copy enlarged to
-        at least 4 min_face high and wide with a border added. Where BlazeFace turns down every Haar box,
-        or Haar finds none, BlazeFace's own faces that pass the same check are taken (in the image, else in that
-        copy): it finds the tilted, turned and closely cropped faces that Haar misses. Boxes are clipped to the image.
-        """
-        scale, pad, framed, boxes = self.search(image, lambda searched: self.candidates(searched, to_gray(searched)))
-        if self.verify:
-            boxes = self.blazeface.checked(framed, boxes)
-            if not len(boxes):
-                # BlazeFace's own boxes get the same check: a caption letter fools it in some framings too.
-                scale, pad, framed, boxes = self.search(image, self.blazeface_faces)
-                boxes = self.blazeface.checked(framed, boxes)
+        """[Face] for a still image: the detector's faces of a photo (see find_in_still), boxes clipped to the image."""
+        framed, boxes, scale, pad = self.detector.find_in_still(image)
         scores = self.scores(crop_faces(to_gray(framed), boxes, self.margin), shifted=True)
-        boxes = [expand_box(np.round((box - [pad, pad, 0, 0]) / scale).astype(int), 0.0, image.shape)
-                 for box in boxes]
-        return make_faces(boxes, scores, self.class_names)
-
-    def search(self, image, find):
-        """(scale, pad, searched image, boxes): find's boxes in the image, else in framed_for_detection's copy."""
-        boxes = find(image)
-        if len(boxes):
-            return 1.0, 0, image, boxes
-        scale, pad, framed = framed_for_detection(image, 4 * self.min_face)
-        return scale, pad, framed, find(framed)
+        return make_faces(unframed(boxes, scale, pad, image.shape), scores, self.class_names)
 
     def scores(self, crops, shifted=False):
         """The classifier's scores of face crops (see EmotionClassifier.scores for shifted), corrected by the
@@ -177,7 +135,7 @@ class EmotionRecognizer:
         """A FaceTracker for one video or camera; smooth=False shows each frame's raw scores, but still
         confirms new faces and follows them (so detection stays cheap)."""
         # A whole frame taken as the face needs no confirmation: nothing was detected that could be false.
-        confirm_hits = 1 if self.detector == "none" else 3
+        confirm_hits = 1 if isinstance(self.detector, WholeImageDetector) else 3
         if smooth:
             return FaceTracker(self.class_names, confirm_hits=confirm_hits)
         return FaceTracker(self.class_names, smoothing=1.0, hysteresis=0.0, confirm_hits=confirm_hits)
@@ -251,25 +209,3 @@ def as_uint8(image):
     if image.dtype.kind == "f" and high <= 1:
         image = image * 255
     return image.round().astype(np.uint8)
-
-
-def distinct(boxes, max_overlap=0.5):
-    """int (n, 4) boxes without the ones that overlap an earlier one: two tracks can find the same face."""
-    kept = []
-    for box in boxes:
-        if all(box_overlap(box, other) <= max_overlap for other in kept):
-            kept.append(box)
-    return np.array(kept, int).reshape(-1, 4)
-
-
-def framed_for_detection(image, min_side, border=0.25):
-    """(scale, pad, copy): image enlarged to at least min_side on each side, then a border of its edges'
-    mean grey added on all sides (on muxspace's tight crops, a constant border let Haar find a few more faces
-    than repeating the edge pixels)."""
-    scale = max(1.0, min_side / min(image.shape[:2]))
-    if scale > 1:
-        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-    pad = round(border * max(image.shape[:2]))
-    edges = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
-    return scale, pad, cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT,
-                                          value=edges.mean(axis=0).tolist() if edges.ndim > 1 else float(edges.mean()))

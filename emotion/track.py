@@ -8,6 +8,7 @@ from itertools import count
 
 import numpy as np
 
+from .boxes import box_overlap, nested
 from .calibrate import Calibration
 
 
@@ -22,24 +23,6 @@ class Face:
     def to_json(self):
         return {"box": [int(v) for v in self.box], "label": self.label,
                 "scores": {name: round(float(score), 4) for name, score in self.scores.items()}}
-
-
-def box_overlap(a, b):
-    """Intersection over union of two x, y, w, h boxes."""
-    width = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-    height = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    intersection = width * height
-    return intersection / (a[2] * a[3] + b[2] * b[3] - intersection)
-
-
-def nested(a, b):
-    """True when the centre of either x, y, w, h box lies inside the other: two boxes on one face."""
-    def centre_inside(inner, outer):
-        x, y = inner[0] + inner[2] / 2, inner[1] + inner[3] / 2
-        return outer[0] <= x <= outer[0] + outer[2] and outer[1] <= y <= outer[1] + outer[3]
-    return centre_inside(a, b) or centre_inside(b, a)
 
 
 def make_faces(boxes, scores, class_names, face_ids=None, labels=None):

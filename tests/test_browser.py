@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from emotion.calibrate import HOLD_S
-from emotion.detect import FaceDetector, to_gray
+from emotion.detect import HaarCascade, to_gray
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.e2e  # a browser and the server: the whole pipeline, left out of mutation runs
@@ -26,7 +26,7 @@ NEAR = 40  # per channel: the canvas is scaled by CSS, so the box's edge pixels 
 def camera(tmp_path_factory):
     """(the fake camera's .y4m, the frame it plays, the face's box in it as OpenCV's Haar cascade finds it)."""
     frame, _ = serve_picture.face_frame(at=PHOTO_AT)
-    faces = FaceDetector().detect(to_gray(frame))
+    faces = HaarCascade().detect(to_gray(frame))
     assert len(faces) == 1, "the test's frame must show one face that the cascade finds"
     y4m = serve_picture.write_y4m(tmp_path_factory.mktemp("camera") / "face.y4m", [frame] * 30)
     return y4m, frame, tuple(int(value) for value in faces[0])

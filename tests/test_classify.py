@@ -34,10 +34,11 @@ def test_flip_average_is_the_mean_of_the_face_and_its_mirror(model):
 
 
 def real_face_crops():
-    from emotion.detect import FaceDetector, crop_faces, to_gray
+    from emotion.classify import crop_faces
+    from emotion.detect import HaarCascade, to_gray
     from emotion.sources import sample_face
     gray = to_gray(sample_face())
-    crops = crop_faces(gray, FaceDetector().detect(gray), margin=0.1)
+    crops = crop_faces(gray, HaarCascade().detect(gray), margin=0.1)
     return np.concatenate([crops, crops[:, :, ::-1], np.clip(crops * 0.6 + 40, 0, 255)])
 
 

@@ -467,8 +467,8 @@ def test_model_gives_the_labels_of_its_file_in_its_order(live, capsys, three_cla
 
 
 def test_cascade_is_the_haar_cascade_that_finds_the_boxes(live, capsys, photo, tmp_path):
-    from emotion.detect import FaceDetector, to_gray
-    [face] = FaceDetector().detect(to_gray(sample_face()))
+    from emotion.detect import HaarCascade, to_gray
+    [face] = HaarCascade().detect(to_gray(sample_face()))
     eyes = Path(cv2.data.haarcascades) / "haarcascade_eye.xml"
     log = tmp_path / "eyes.jsonl"
     code, _, stderr = run_live(live, capsys, "--source", photo, "--cascade", eyes, "--no-verify", "--no-display",
@@ -615,17 +615,17 @@ def test_no_verify_shows_every_haar_box_on_an_image_and_on_video_after_three_fra
 
 
 def test_scan_every_searches_the_whole_frame_every_n_th_frame(live, capsys, face_video, monkeypatch):
-    from emotion.detect import FaceDetector
+    from emotion.detect import HaarCascade
     from emotion.recognizer import EmotionRecognizer
     frame, scans = [0], []
-    detect, process = FaceDetector.detect, EmotionRecognizer.process
+    detect, process = HaarCascade.detect, EmotionRecognizer.process
 
     def counted_process(self, image, tracker=None):
         faces = process(self, image, tracker)
         frame[0] += 1
         return faces
 
-    monkeypatch.setattr(FaceDetector, "detect", lambda self, gray: scans.append(frame[0]) or detect(self, gray))
+    monkeypatch.setattr(HaarCascade, "detect", lambda self, gray: scans.append(frame[0]) or detect(self, gray))
     monkeypatch.setattr(EmotionRecognizer, "process", counted_process)
     searched = {}
     for scan_every in (5, 15):

@@ -258,12 +258,12 @@ def test_a_video_counts_its_frames_and_an_image_or_folder_names_its_files(tmp_pa
 
 
 def test_the_demo_moves_and_resizes_the_face_inside_the_frame_the_same_way_every_time():
-    from emotion.detect import FaceDetector, to_gray
+    from emotion.detect import HaarCascade, to_gray
     frames = list(demo_frames(count=8))
     assert len(frames) == 8 and all(frame.shape == (480, 640, 3) and frame.dtype == np.uint8 for frame in frames)
     again = list(demo_frames(count=8))
     assert all(np.array_equal(a, b) for a, b in zip(frames, again))
-    detector = FaceDetector()
+    detector = HaarCascade()
     boxes = [detector.detect(to_gray(frame)) for frame in frames]
     assert all(len(found) == 1 for found in boxes)
     sizes = [found[0][2] for found in boxes]

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from emotion.track import FaceTracker, box_overlap, make_faces, nested
+from emotion.boxes import box_overlap, nested
+from emotion.track import FaceTracker, make_faces
 
 NAMES = ["angry", "happy", "neutral", "sad", "surprise"]
 
@@ -230,3 +231,16 @@ def test_faces_come_largest_first():
     wide, square, tall = (0, 0, 100, 20), (200, 0, 40, 40), (400, 0, 20, 90)  # 2000, 1600 and 1800 pixels
     faces = FaceTracker(NAMES, confirm_hits=1).update([square, tall, wide], [one_hot(0)] * 3)
     assert [face.box for face in faces] == [wide, tall, square]
+
+
+def test_distinct_keeps_the_first_of_boxes_on_one_face_and_every_box_elsewhere():
+    from emotion.boxes import distinct
+    kept = distinct([(0, 0, 100, 100), (5, 5, 100, 100), (300, 0, 50, 50), (0, 0, 40, 40)])
+    np.testing.assert_array_equal(kept, [(0, 0, 100, 100), (300, 0, 50, 50), (0, 0, 40, 40)])
+    assert distinct([]).shape == (0, 4)
+
+
+def test_largest_first_orders_by_area_and_keeps_ties_in_order():
+    from emotion.boxes import largest_first
+    ordered = largest_first(np.array([(0, 0, 10, 10), (1, 1, 20, 5), (2, 2, 30, 30), (3, 3, 5, 20)]))
+    np.testing.assert_array_equal(ordered[:, 0], [2, 0, 1, 3])
