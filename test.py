@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 
 from emotion.console import load_quietly
-from emotion.constants import DEFAULT_MODEL_PATH, DETECTORS, MIN_FACE, SCAN_EVERY
+from emotion.constants import DEFAULT_MODEL_PATH, DETECTORS, MAX_CHANGE, MIN_FACE, SCAN_EVERY
 from emotion.detect import default_cascade_path
 
 # A folder's runs each log into the --log folder; a file's suffix picks its format (emotion.records.FrameLog).
@@ -97,6 +97,9 @@ def add_face_options(group):
     group.add_argument("--scan-every", type=int, default=SCAN_EVERY,
                        help="video and webcam: search the whole frame every n-th frame, and in between only around "
                        "the faces being followed")
+    group.add_argument("--max-change", type=float, default=MAX_CHANGE,
+                       help="video and webcam: a followed face whose crop differs from the one last classified by less than this "
+                       "(mean grey levels, 0-255) keeps its box and scores, neither searched for nor classified again; 0: every face in every frame")
 
 
 def add_server_options(group):
@@ -120,6 +123,8 @@ def main(argv=None):
     args = parse_args(argv)
     if min(args.scan_every, args.min_face, args.jobs, 1 if args.max_frames is None else args.max_frames) < 1:
         return fail("--scan-every, --min-face, --jobs and --max-frames must be 1 or more")
+    if not args.max_change >= 0:
+        return fail("--max-change must be 0 or more")
     if args.reconnect_s <= 0:
         return fail("--reconnect-s must be more than 0")
     if args.log and Path(args.log).suffix.lower() not in LOG_SUFFIXES:
@@ -227,7 +232,7 @@ def make_recognizer(args):
     """The EmotionRecognizer that the options describe."""
     from emotion.recognizer import EmotionRecognizer
     return EmotionRecognizer(args.model, args.cascade, min_face=args.min_face, detector=args.detector,
-                             verify=not args.no_verify, scan_every=args.scan_every,
+                             verify=not args.no_verify, scan_every=args.scan_every, max_change=args.max_change,
                              flip_average=not args.no_flip_average, runtime=args.runtime)
 
 

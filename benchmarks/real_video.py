@@ -26,16 +26,14 @@ import cv2
 import numpy as np
 
 from benchmarks.common import command_line, default_wheel, load_fer
-from emotion.constants import DEFAULT_MODEL_PATH, MIN_FACE, SCAN_EVERY
-from emotion.draw import draw_faces
+from emotion.constants import DEFAULT_MODEL_PATH, MAX_CHANGE, MIN_FACE, SCAN_EVERY
 from emotion.recognizer import EmotionRecognizer
-from emotion.sources import VIDEO_SUFFIXES, SourceError, open_source, sample_face
+from emotion.sources import VIDEO_SUFFIXES, Source, SourceError, open_source, sample_face
 
 UPSCALED = "woman2.mp4"  # the longer shipped clip; its 720p copy is what a common webcam delivers
-SETTINGS = ("min_face", "scale_factor", "min_neighbors", "verify", "scan_every")
-DETECTORS = ("haar", "blazeface")
-# Finding the boxes, and BlazeFace's check of each new face (made from inside the tracker).
-DETECTION_STEPS = ((None, "find_faces"), ("blazeface", "is_face"))
+SETTINGS = ("min_face", "scale_factor", "min_neighbors", "checks", "scan_every", "max_change")
+# Finding the boxes, and the detector's check of each new face (made from inside the tracker).
+DETECTION_STEPS = ((None, "find_faces"), ("detector", "is_face"))
 
 
 def upscale(path, target, size=(1280, 720)):
@@ -53,12 +51,25 @@ def upscale(path, target, size=(1280, 720)):
 
 
 def looped(path):
-    """(first pass?, frame) without end: the file is reopened when it ends, as a long clip would go on."""
+    """(first pass?, frame) without end, read with OpenCV alone as fer's own loop reads: the file is reopened when
+    it ends, as a long clip would go on."""
     first = True
     while True:
-        for _, frame in open_source(path).frames():
+        capture = cv2.VideoCapture(str(path))
+        while (frame := capture.read()[1]) is not None:
             yield first, frame
+        capture.release()
         first = False
+
+
+def looped_source(path):
+    """A Source of the file's frames without end, read as test.py reads a video (ahead, on a thread of its own)."""
+    source = open_source(path)
+
+    def frames(_):
+        while True:
+            yield from open_source(path).frames()
+    return Source("video", frames, source.fps, source.size)
 
 
 class DetectionTimer:
@@ -87,24 +98,24 @@ class DetectionTimer:
 
 def run_video(path, recognizer, detect_timer, peer, frames, warmup):
     """Seconds per frame of both loops and their box counts on the file's first pass, with a fresh tracker."""
-    tracker, streams = recognizer.tracker(), {"ours": looped(path), "fer": looped(path)}
+    ours = recognizer.frames(looped_source(path), recognizer.tracker())
+    theirs = looped(path)
+    length = int(cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT))
     seconds = {"ours": [], "fer": [], "detect": []}
     boxes = {"ours": [], "fer": []}
     for index in range(frames):
         # The two loops take turns frame by frame, so a change in the background load hits both alike.
         start, detected = time.perf_counter(), detect_timer.seconds
-        first, frame = next(streams["ours"])
-        faces = recognizer.process(frame, tracker)
-        draw_faces(frame, faces, recognizer.class_names)
+        faces = next(ours).faces  # as test.py --no-display: read and processed, nothing drawn
         middle = time.perf_counter()
-        peer_first, peer_frame = next(streams["fer"])
+        peer_first, peer_frame = next(theirs)
         found = peer.detect_emotions(peer_frame)
         end = time.perf_counter()
         if index >= warmup:
             seconds["ours"].append(middle - start)
             seconds["fer"].append(end - middle)
             seconds["detect"].append(detect_timer.seconds - detected)
-        if first:
+        if index < length:
             boxes["ours"].append(len(faces))
         if peer_first:
             boxes["fer"].append(len(found))
@@ -144,6 +155,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="our .h5 model")
     parser.add_argument("--min-face", type=int, default=MIN_FACE, help="our smallest face, as test.py --min-face")
     parser.add_argument("--scan-every", type=int, default=SCAN_EVERY, help="as test.py --scan-every")
+    parser.add_argument("--max-change", type=float, default=MAX_CHANGE, help="as test.py --max-change")
     parser.add_argument("--fer-wheel", type=Path, default=default_wheel(), help="a fer .whl file")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -167,13 +179,14 @@ def main(argv=None) -> int:
             sizes = {path: open_source(path).size for path in videos}  # a bad file fails before any timing
             # LiteRT announces its XNNPACK delegate at fer's start and at our first classification.
             with native_stderr_silenced():
-                recognizer = EmotionRecognizer(model=args.model, min_face=args.min_face, scan_every=args.scan_every)
+                recognizer = EmotionRecognizer(model=args.model, min_face=args.min_face, scan_every=args.scan_every,
+                                               max_change=args.max_change)
                 recognizer.detect(sample_face())
                 peer, fer_version = load_fer(args.fer_wheel, Path(folder) / "fer")
         except (OSError, ValueError, ImportError, zipfile.BadZipFile) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
-        detectors = [getattr(recognizer, name) for name in DETECTORS if getattr(recognizer, name, None) is not None]
+        detectors = [owner for owner in (recognizer.detector, getattr(recognizer.detector, "cascade", None)) if owner]
         settings = {name: getattr(owner, name) for owner in [recognizer, *detectors] for name in SETTINGS
                     if hasattr(owner, name)}
         detect_timer = DetectionTimer(recognizer)
@@ -182,7 +195,8 @@ def main(argv=None) -> int:
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start\n"
               f"command: {command}\n"
               f"ours: EmotionRecognizer() with {recognizer.runtime}, {', '.join(type(d).__name__ for d in detectors)} "
-              f"{settings}; process() + draw_faces per frame, a fresh tracker per video; "
+              f"{settings}; EmotionRecognizer.frames as test.py --no-display runs it (the file read ahead on a "
+              f"thread, nothing drawn), a fresh tracker per video; "
               f"detection timed: {' + '.join(detect_timer.timed)}\n"
               f"peer: fer {fer_version} FER(mtcnn=False).detect_emotions per frame\n"
               f"{args.frames} frames per video, the first {args.warmup} untimed; boxes counted on the first pass "

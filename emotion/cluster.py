@@ -74,6 +74,7 @@ class RecognizerSettings:
     detector: str
     verify: bool
     scan_every: int
+    max_change: float
     flip_average: bool
     runtime: str
     calibrate: tuple  # photos of the person's neutral face
@@ -83,7 +84,7 @@ class RecognizerSettings:
         def unless_default(path, default):
             return None if Path(path).resolve() == Path(default).resolve() else str(Path(path).resolve())
         return cls(unless_default(args.model, DEFAULT_MODEL_PATH), unless_default(args.cascade, default_cascade_path()),
-                   args.min_face, args.detector, not args.no_verify, args.scan_every, not args.no_flip_average,
+                   args.min_face, args.detector, not args.no_verify, args.scan_every, args.max_change, not args.no_flip_average,
                    args.runtime, tuple(str(Path(photo).resolve()) for photo in args.calibrate or ()))
 
 
@@ -100,6 +101,7 @@ def cached_recognizer(settings):
     if settings not in recognizers or recognizers[settings][0] != stamp:
         recognizer = EmotionRecognizer(model, settings.cascade, min_face=settings.min_face, detector=settings.detector,
                                        verify=settings.verify, scan_every=settings.scan_every,
+                                       max_change=settings.max_change,
                                        flip_average=settings.flip_average, runtime=settings.runtime)
         if settings.calibrate:
             recognizer.calibrate(list(settings.calibrate))

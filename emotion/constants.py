@@ -11,6 +11,9 @@ DETECTORS = ("haar", "blazeface", "none")
 # On video, frames between two searches of the whole frame for new faces; in between, only the region
 # around each followed face is searched, at a small share of the cost.
 SCAN_EVERY = 15
+# On video, a followed face whose 48x48 crop differs from the one last classified by less than this (mean absolute
+# difference in grey levels) keeps its box and scores: it is neither searched for nor classified again.
+MAX_CHANGE = 0.9
 # The five classes of the classic demo, in the alphabetical order that folder loaders give them.
 # Only a default: a trained model carries its own list, and that list wins.
 DEFAULT_CLASS_NAMES = ("angry", "happy", "neutral", "sad", "surprise")

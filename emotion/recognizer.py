@@ -17,7 +17,7 @@ import numpy as np
 from .boxes import distinct, unframed
 from .calibrate import ALPHA, NEUTRAL_TARGET, Calibration
 from .classify import EmotionClassifier, cached_litert, converted_litert, crop_faces
-from .constants import DEFAULT_MODEL_PATH, MIN_FACE, SCAN_EVERY
+from .constants import DEFAULT_MODEL_PATH, MAX_CHANGE, MIN_FACE, SCAN_EVERY
 from .detect import WholeImageDetector, make_detector, to_gray
 from .model import class_names_for_outputs, load_model, read_model_class_names
 from .records import frame_record
@@ -29,7 +29,7 @@ class EmotionRecognizer:
     """Faces (Haar, checked by BlazeFace) + little-VGG emotions. Loads its models once; reuse one instance."""
 
     def __init__(self, model=DEFAULT_MODEL_PATH, cascade=None, min_face=MIN_FACE, detector="haar", verify=True,
-                 scan_every=SCAN_EVERY, margin=0.0, flip_average=True, runtime="litert"):
+                 scan_every=SCAN_EVERY, margin=0.0, flip_average=True, runtime="litert", max_change=MAX_CHANGE):
         """min_face: smallest face searched for, in pixels; smaller ones are too blurred for the 48x48
         classifier to read, and skipping them makes Haar several times cheaper. detector: "haar",
         "blazeface" (a small DNN that also finds tilted and half-turned faces, close to the camera), or
@@ -41,7 +41,10 @@ class EmotionRecognizer:
         already frames a face much as FER2013 does (benchmarks/labelled_video.py).
         flip_average: score each face and its mirror image, and average (more accurate, twice the
         classification cost). runtime: "litert" (8-bit weights, fastest; falls back to "keras" where
-        LiteRT is not installed) or "keras" (the .h5's float32 weights exactly)."""
+        LiteRT is not installed) or "keras" (the .h5's float32 weights exactly).
+        max_change: on video, a followed face whose crop differs from the one last classified by less than this
+        (mean absolute difference, grey levels 0-255) is neither searched for nor classified again: it keeps its
+        box and scores; 0 searches and classifies every face in every frame."""
         if scan_every < 1 or min_face < 1:
             raise ValueError(f"scan_every and min_face must be 1 or more, not {scan_every} and {min_face}")
         self.detector = make_detector(detector, cascade, min_face, verify)
@@ -55,17 +58,27 @@ class EmotionRecognizer:
             litert = converted_litert(keras_model, model) if runtime == "litert" else None
         self.runtime = "litert" if litert is not None else "keras"
         self.classifier = EmotionClassifier(keras_model, self.class_names, flip_average=flip_average, litert=litert)
-        self.scan_every, self.margin = scan_every, margin
+        self.scan_every, self.margin, self.max_change = scan_every, margin, max_change
         self.calibration = None  # a Calibration applied to every later score (see calibrate); None: raw scores
 
     def find_faces(self, frame, gray, tracker):
-        """int (n, 4) boxes of one video frame: searched near the tracker's faces where that suffices."""
+        """int (n, 4) boxes of one video frame: searched near the tracker's faces where that suffices, and not at all
+        for a face whose crop has not changed (see FaceTracker.known_scores)."""
         followed = tracker.search_boxes()
-        if followed and tracker.frames % self.scan_every:
-            found = [self.detector.find_near(frame, gray, box) for box in followed]
-            if all(len(boxes) for boxes in found):
-                return distinct([boxes[0] for boxes in found])
-        return self.detector.find(frame, gray)
+        if not followed or not tracker.frames % self.scan_every:
+            return self.detector.find(frame, gray)
+        known = self.known_scores(tracker, followed, crop_faces(gray, followed, self.margin))
+        boxes = []
+        for box, scores in zip(followed, known):
+            found = [box] if scores is not None else self.detector.find_near(frame, gray, box)
+            if not len(found):
+                return self.detector.find(frame, gray)  # a face lost near its box may have moved far
+            boxes.append(found[0])
+        return distinct(boxes)
+
+    def known_scores(self, tracker, boxes, crops):
+        """tracker.known_scores of the crops, or a None for each where every frame is classified."""
+        return tracker.known_scores(boxes, crops, self.max_change) if self.max_change else [None] * len(boxes)
 
     def process(self, frame, tracker=None):
         """[Face] for one frame (any image array that as_image takes): process_frame with a FaceTracker, whose
@@ -82,10 +95,13 @@ class EmotionRecognizer:
         frame = as_image(frame)
         gray = to_gray(frame)
         boxes = self.find_faces(frame, gray, tracker)
-        scores = self.scores(crop_faces(gray, boxes, self.margin))
+        crops = crop_faces(gray, boxes, self.margin)
+        known = self.known_scores(tracker, boxes, crops)
+        fresh = iter(self.scores(crops[[index for index, row in enumerate(known) if row is None]]))
+        scores = [row if row is not None else next(fresh) for row in known]
         # A new face is checked once before it is shown, where the detector has a check (Haar's BlazeFace).
         is_face = (lambda box: self.detector.is_face(frame, box)) if self.detector.checks else None
-        return tracker.update(boxes, scores, is_face)
+        return tracker.update(boxes, scores, is_face, [crop if row is None else None for row, crop in zip(known, crops)])
 
     def faces_in_image(self, image):
         """[Face] for a still image: the detector's faces of a photo (see find_in_still), boxes clipped to the image."""

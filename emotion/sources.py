@@ -28,6 +28,8 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 STREAM_SCHEMES = ("rtsp", "rtmp", "http", "https", "udp")
 # A camera or video file that states no frame rate is timed, and written, at this rate: what most cameras give.
 DEFAULT_FPS = 30.0
+# Frames of a video file decoded ahead of the one being processed (see _video_frames).
+READ_AHEAD = 4
 # A stream read that waits longer than this counts as a drop (FFmpeg's own limit is 30 s).
 STALL_S = 5.0
 
@@ -165,19 +167,40 @@ class Source:
 
 
 def _video_frames(capture):
+    """A video file's frames, every one and in order, decoded READ_AHEAD frames ahead on a thread of their own: the
+    decoder runs on a second core beside the frame's other stages instead of between them."""
     def read(source):
-        index = 0
+        ahead, done, end = queue.Queue(maxsize=READ_AHEAD), threading.Event(), object()
+
+        def put(item):
+            while not done.is_set():
+                with contextlib.suppress(queue.Full):
+                    ahead.put(item, timeout=0.05)
+                    return
+
+        def run():
+            count = 0
+            try:
+                while not done.is_set():
+                    ok, frame = capture.read()
+                    if not ok:
+                        break
+                    count += 1
+                    put(frame)
+                if source.expected_frames and count < source.expected_frames and not done.is_set():
+                    source.stopped_early = f"video ended after {count} of {source.expected_frames} frames (truncated?)"
+            finally:
+                capture.release()
+                put(end)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
         try:
-            while True:
-                ok, frame = capture.read()
-                if not ok:
-                    break
-                index += 1
+            while (frame := ahead.get()) is not end:
                 yield None, frame
         finally:
-            capture.release()
-        if source.expected_frames and index < source.expected_frames:
-            source.stopped_early = f"video ended after {index} of {source.expected_frames} frames (truncated?)"
+            done.set()
+            thread.join(timeout=1)
     return read
 
 

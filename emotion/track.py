@@ -45,6 +45,8 @@ class Track:
     neutral_rows: list = None  # scores gathered for a calibration under way
     neutral_frames: int = 0  # how many rows that calibration gathers
     calibrated_at: int = None  # frame number at which the calibration was set
+    crop: np.ndarray = None  # the face crop last classified, and its raw scores (see known_scores)
+    raw: np.ndarray = None
 
 
 class FaceTracker:
@@ -87,8 +89,21 @@ class FaceTracker:
                 used.add(face_id)
         return matched
 
-    def update(self, boxes, scores, is_face=None):
-        """[Face] of the confirmed tracks, with smoothed scores and stable ids; is_face(box) -> bool."""
+    def known_scores(self, boxes, crops, max_change):
+        """For each box, the raw scores of the confirmed face it follows where the face's crop has hardly changed
+        since they were computed (mean absolute difference under max_change grey levels), else None: a face that
+        did not change needs neither searching nor classifying again. The comparison is with the crop last
+        classified, not the previous frame's, so that slow changes add up."""
+        known = [None] * len(boxes)
+        for index, face_id in self.match(boxes).items():
+            track = self.tracks[face_id]
+            if track.confirmed and track.crop is not None and np.abs(crops[index] - track.crop).mean() < max_change:
+                known[index] = track.raw
+        return known
+
+    def update(self, boxes, scores, is_face=None, crops=None):
+        """[Face] of the confirmed tracks, with smoothed scores and stable ids; is_face(box) -> bool. crops: the face
+        crops whose scores were just computed (None for a row from known_scores), kept for known_scores."""
         matched = self.match(boxes)
         raw = np.array(scores, np.float32).reshape(len(boxes), len(self.class_names))
         seen = set()
@@ -103,6 +118,8 @@ class FaceTracker:
             else:
                 self.follow(self.tracks[face_id], tuple(box), self.corrected(self.tracks[face_id], raw[index]))
             track = self.tracks[face_id]
+            if crops is not None and crops[index] is not None:
+                track.crop, track.raw = crops[index], raw[index]
             if not track.confirmed and self.check_due(track, is_face):
                 track.confirmed = is_face is None or bool(is_face(track.box))
             seen.add(face_id)

@@ -637,6 +637,35 @@ def test_scan_every_searches_the_whole_frame_every_n_th_frame(live, capsys, face
     assert searched == {5: [0, 5, 10], 15: [0]}
 
 
+def test_max_change_keeps_an_unchanged_face_without_searching_or_classifying_it_and_zero_does_every_frame(
+        live, capsys, tmp_path, monkeypatch):
+    from emotion.classify import EmotionClassifier
+    from emotion.detect import HaarCascade
+    # A face that does not move: after its first frames, nothing about it needs doing again.
+    still = write_video(tmp_path / "still.avi", [next(demo_frames())] * 12, fps=12.0)
+    calls = []
+    near, scores = HaarCascade.detect_near, EmotionClassifier.scores
+    monkeypatch.setattr(HaarCascade, "detect_near", lambda self, gray, box: calls.append("near") or near(self, gray, box))
+    monkeypatch.setattr(EmotionClassifier, "scores",
+                        lambda self, crops, shifted=False: calls.extend(["classify"] * len(crops)) or scores(
+                            self, crops, shifted))
+    counted = {}
+    for max_change in (0, 0.9):
+        calls.clear()
+        log = tmp_path / f"still{max_change}.jsonl"
+        code, _, stderr = run_live(live, capsys, "--source", still, "--max-change", max_change, "--no-display",
+                                   "--log", log)
+        assert code == 0, stderr
+        assert [len(boxes) for boxes in boxes_of(logged(log))] == [1] * 12
+        counted[max_change] = calls.count("near"), calls.count("classify")
+    # Every frame but the first (the whole frame searched) is searched near the face and classified...
+    assert counted[0] == (11, 12)
+    # ...and, once the face is shown, neither: it keeps its box and scores.
+    assert counted[0.9] == (0, 1)
+    assert_refused(run_live(live, capsys, "--source", still, "--max-change", -1, "--no-display"),
+                   "error: --max-change must be 0 or more")
+
+
 def test_overwrite_replaces_an_existing_output_and_log_and_without_it_both_are_refused(live, capsys, tmp_path):
     clip = write_video(tmp_path / "clip.avi", [cv2.resize(frame, (320, 240)) for frame in demo_frames(count=4)],
                        fps=12.0)
@@ -895,6 +924,7 @@ OPTION_TESTS = {
     "--min-face": [test_min_face_leaves_smaller_faces_unsearched],
     "--no-verify": [test_no_verify_shows_every_haar_box_on_an_image_and_on_video_after_three_frames],
     "--scan-every": [test_scan_every_searches_the_whole_frame_every_n_th_frame],
+    "--max-change": [test_max_change_keeps_an_unchanged_face_without_searching_or_classifying_it_and_zero_does_every_frame],
     "--jobs": ["test_cli.py::test_a_folder_of_videos_and_images_gives_each_file_its_output_and_log_whatever_the_jobs",
                "test_cli.py::test_jobs_need_no_display_and_a_count_of_one_or_more"],
     "--cluster": [

@@ -448,3 +448,23 @@ def test_an_output_image_name_opencv_cannot_encode_is_one_clear_error(tmp_path):
     from emotion.sources import ImageSink
     with pytest.raises(SourceError, match="unknown image extension"):
         ImageSink(tmp_path / "annotated.xyz", folder=False).write(np.zeros((8, 8, 3), np.uint8))
+
+
+def test_a_video_is_read_ahead_on_a_thread_every_frame_in_order_and_the_thread_ends_with_the_loop(tmp_path):
+    import threading
+
+    from emotion.sources import READ_AHEAD, open_source
+    # Each frame's number is where its bright band is, so order and gaps show.
+    frames = [np.zeros((32, 320, 3), np.uint8) for _ in range(40)]
+    for number, frame in enumerate(frames):
+        frame[:, 8 * number:8 * number + 8] = 255
+    video = write_video(tmp_path / "numbered.avi", frames, fps=10.0)
+    before = threading.active_count()
+    read = [int(frame.mean(axis=(0, 2)).argmax()) // 8 for _, frame in open_source(video).frames()]
+    assert read == list(range(40))
+    stream = open_source(video).frames()
+    next(stream)
+    time.sleep(0.2)  # the reader fills its queue, then waits on it
+    assert threading.active_count() == before + 1
+    stream.close()  # a loop stopped early (q, --max-frames) stops the reader too
+    assert threading.active_count() == before and READ_AHEAD >= 2

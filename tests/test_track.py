@@ -244,3 +244,26 @@ def test_largest_first_orders_by_area_and_keeps_ties_in_order():
     from emotion.boxes import largest_first
     ordered = largest_first(np.array([(0, 0, 10, 10), (1, 1, 20, 5), (2, 2, 30, 30), (3, 3, 5, 20)]))
     np.testing.assert_array_equal(ordered[:, 0], [2, 0, 1, 3])
+
+
+def test_known_scores_are_a_confirmed_faces_last_computed_scores_while_its_crop_hardly_changes():
+    tracker = FaceTracker(NAMES, confirm_hits=1)
+    crop = np.full((48, 48, 1), 100, np.float32)
+    raw = np.array([[0.1, 0.6, 0.1, 0.1, 0.1]], np.float32)
+    box = (10, 10, 50, 50)
+    assert tracker.known_scores([box], [crop], 0.9) == [None], "nothing followed yet"
+    tracker.update([box], raw, crops=[crop])
+    [known] = tracker.known_scores([box], [crop + 0.5], 0.9)
+    np.testing.assert_array_equal(known, raw[0])
+    assert tracker.known_scores([box], [crop + 1.0], 0.9) == [None], "changed by a grey level: classified again"
+    assert tracker.known_scores([(300, 300, 50, 50)], [crop], 0.9) == [None], "another place: another face"
+    # A row given without its crop (a known one) keeps the crop it was computed on, so slow changes add up.
+    tracker.update([box], [known], crops=[None])
+    assert tracker.known_scores([box], [crop + 1.0], 0.9) == [None]
+
+
+def test_an_unconfirmed_face_has_no_known_scores():
+    tracker = FaceTracker(NAMES, confirm_hits=3)
+    crop = np.zeros((48, 48, 1), np.float32)
+    tracker.update([(10, 10, 50, 50)], np.full((1, 5), 0.2, np.float32), crops=[crop])
+    assert tracker.known_scores([(10, 10, 50, 50)], [crop], 0.9) == [None]
