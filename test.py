@@ -98,8 +98,8 @@ def add_face_options(group):
                        help="video and webcam: search the whole frame every n-th frame, and in between only around "
                        "the faces being followed")
     group.add_argument("--max-change", type=float, default=MAX_CHANGE,
-                       help="video and webcam: a followed face whose crop differs from the one last classified by less than this "
-                       "(mean grey levels, 0-255) keeps its box and scores, neither searched for nor classified again; 0: every face in every frame")
+                       help="video and webcam: a followed face whose crop changed less th"
+                       "an this (mean grey levels) keeps its box and scores; 0: redo every face")
 
 
 def add_server_options(group):
