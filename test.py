@@ -294,7 +294,7 @@ def run(args):
     tracker = None if images else recognizer.tracker(smooth=not args.no_smoothing)
     log, unwritable, records = None, None, []
     progress = progress_bar(args, source)
-    player = None if args.no_display else Player(source, args.output, scores=args.scores)
+    player = None if args.no_display else Player(source, args.output, bars=args.scores)
     fps, last = 0.0, time.perf_counter()
     try:
         if args.log:
@@ -314,7 +314,7 @@ def run(args):
                     player.calibrate_requested = False
                     print(calibrate_largest_face(tracker, frame.faces, source.fps or fps))
             elif sink:  # drawn only where something shows or writes it
-                annotated = draw(frame.image, scores=args.scores)
+                annotated = draw(frame.image, bars=args.scores)
             if sink:
                 sink.write(annotated, frame.name)
             progress.update()

@@ -3,7 +3,7 @@
     python training.py --train-dir ../shared/fer2013/train --val-dir ../shared/fer2013/test
     python training.py --resume                    # continue a run that was interrupted
     python training.py --epochs 1 --max-per-class 20   # quick smoke run
-    python training.py --recalibrate Emotion_little_vgg.h5 --train-dir ../shared/fer2013/train \
+    python training.py --reestimate-batchnorm Emotion_little_vgg.h5 --train-dir ../shared/fer2013/train \
         --val-dir ../shared/fer2013/test              # re-estimate a trained model's BatchNorm statistics
 """
 import argparse
@@ -111,9 +111,11 @@ def add_starting_options(group):
 
 
 def add_output_options(group):
-    group.add_argument("--recalibrate", default=None, metavar="MODEL_H5",
+    group.add_argument("--reestimate-batchnorm", default=None, metavar="MODEL_H5",
                        help="re-estimate a trained model's BatchNorm statistics on the training images, as every run "
                        "does after its last epoch, and save it as --model-out with its report")
+    # Its name until 2026-12, still accepted: "calibrate" now means only test.py's neutral-face correction.
+    group.add_argument("--recalibrate", dest="reestimate_batchnorm", help=argparse.SUPPRESS)
     group.add_argument("--convert", default=None, metavar="MODEL_H5",
                        help="save a trained model, such as a Keras 2 .h5 of the original toolkit, as --model-out "
                        "with --classes as its class names and its pixel scaling inside, so that test.py loads it "
@@ -145,9 +147,9 @@ def checked(args):
     if args.extra_classes and (args.teacher or args.init_from):
         raise SystemExit("error: --extra-classes cannot be combined with --teacher or --init-from, whose models "
                          "answer only --classes")
-    if args.recalibrate and (args.init_from or args.teacher or args.hold_out or args.resume):
-        raise SystemExit("error: --recalibrate trains nothing: it cannot be combined with --init-from, --teacher, "
-                         "--hold-out or --resume")
+    if args.reestimate_batchnorm and (args.init_from or args.teacher or args.hold_out or args.resume):
+        raise SystemExit("error: --reestimate-batchnorm trains nothing: it cannot be combined with --init-from, "
+                         "--teacher, --hold-out or --resume")
     if args.epochs < 1 or args.batch_size < 1:
         raise SystemExit("error: --epochs and --batch-size must be at least 1")
     if args.mixup < 0:
@@ -205,9 +207,9 @@ def check_writable(model_out):
         raise SystemExit(f"error: cannot write in output folder {folder}: {error.strerror}") from None
 
 
-def export(best_checkpoint, model_out, class_names, held_out=None, calibration_images=None):
+def export(best_checkpoint, model_out, class_names, held_out=None, batchnorm_images=None):
     """Rebuild the best checkpoint in float32 (portable to any CPU), re-estimate its BatchNorm statistics on
-    calibration_images if given, and save it with its class names (and held-out fold); a save that fails (a full
+    batchnorm_images if given, and save it with its class names (and held-out fold); a save that fails (a full
     disk) ends the run with one line, the checkpoint and any earlier model left as they were."""
     import keras
 
@@ -220,9 +222,9 @@ def export(best_checkpoint, model_out, class_names, held_out=None, calibration_i
     # shows one of class_names.
     weights[-2], weights[-1] = weights[-2][:, :len(class_names)], weights[-1][:len(class_names)]
     model.set_weights(weights)
-    if calibration_images is not None:
-        from emotion.train import recalibrate_batch_norm
-        recalibrate_batch_norm(model, calibration_images)
+    if batchnorm_images is not None:
+        from emotion.train import reestimate_batch_norm
+        reestimate_batch_norm(model, batchnorm_images)
     try:
         save_model(model, model_out, class_names, held_out)
     except OSError as error:
@@ -335,15 +337,16 @@ def read_data(args):
     return data
 
 
-def recalibrate(args, model_out):
-    """--recalibrate: the trained model's BatchNorm statistics re-estimated on the training images, saved as
+def reestimate_batchnorm(args, model_out):
+    """--reestimate-batchnorm: the trained model's BatchNorm statistics re-estimated on the training images, saved as
     model_out with its report."""
-    trained_model(args.recalibrate, args.classes, "--recalibrate")  # refused now, before the images are read
-    if held_out_fold(args.recalibrate):
-        raise SystemExit(f"error: --recalibrate {args.recalibrate} was trained without a fold of its images: "
-                         "retrain it with --hold-out instead")
+    # A model of other classes is refused now, before the images are read.
+    trained_model(args.reestimate_batchnorm, args.classes, "--reestimate-batchnorm")
+    if held_out_fold(args.reestimate_batchnorm):
+        raise SystemExit(f"error: --reestimate-batchnorm {args.reestimate_batchnorm} was trained without a fold of its "
+                         "images: retrain it with --hold-out instead")
     data = read_data(args)
-    report(export(args.recalibrate, model_out, args.classes, calibration_images=data.train.images), data.val,
+    report(export(args.reestimate_batchnorm, model_out, args.classes, batchnorm_images=data.train.images), data.val,
            args.classes, model_out, data.val_fer2013)
     return 0
 
@@ -452,8 +455,8 @@ def main(argv=None):
     import keras
     if args.camera_artefacts and keras.backend.backend() != "tensorflow":
         raise SystemExit(f"error: --camera-artefacts needs the TensorFlow backend, not {keras.backend.backend()}")
-    if args.recalibrate:
-        return recalibrate(args, model_out)
+    if args.reestimate_batchnorm:
+        return reestimate_batchnorm(args, model_out)
     initial_weights = None
     if args.init_from:
         initial_weights = trained_model(args.init_from, args.classes, "--init-from").get_weights()
@@ -472,7 +475,7 @@ def main(argv=None):
         return 130
     if not paths["best"].exists():
         raise SystemExit("error: training produced no checkpoint (did the loss become NaN?)")
-    model = export(paths["best"], model_out, args.classes, args.hold_out, calibration_images=train.images)
+    model = export(paths["best"], model_out, args.classes, args.hold_out, batchnorm_images=train.images)
     remove_checkpoints(paths)
     report(model, data.val, args.classes, model_out, data.val_fer2013)
     return 0

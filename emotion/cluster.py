@@ -152,7 +152,7 @@ def hidden_partial(path):
     return path.with_name(f".{path.stem}.partial{path.suffix}")
 
 
-def analyze_video(video, settings, max_frames, smooth, scores, output):
+def analyze_video(video, settings, max_frames, smooth, bars, output):
     """VideoFaces of one video, its annotated copy written to output (None: none) and renamed there once whole;
     a Failure for a video, model or output that cannot be used. Runs on a worker."""
     load_quietly(with_tensorflow=False)
@@ -168,7 +168,7 @@ def analyze_video(video, settings, max_frames, smooth, scores, output):
             for frame in recognizer.frames(source, recognizer.tracker(smooth=smooth), max_frames):
                 frames.append(frame.faces)
                 if sink:  # no frame rate drawn, unlike test.py's: a worker's speed says nothing about the video
-                    sink.write(draw_overlay(frame.image, frame.faces, recognizer.class_names, scores=scores))
+                    sink.write(draw_overlay(frame.image, frame.faces, recognizer.class_names, bars=bars))
         finally:
             if sink:
                 sink.close()
@@ -179,7 +179,7 @@ def analyze_video(video, settings, max_frames, smooth, scores, output):
     return VideoFaces(recognizer.class_names, source.fps, frames, source.stopped_early)
 
 
-def analyze_images(images, settings, scores, output):
+def analyze_images(images, settings, bars, output):
     """ImageFaces of a chunk of a folder's images, each annotated into the folder output (None: none); a Failure
     where the model or an output cannot be used. Runs on a worker."""
     load_quietly(with_tensorflow=False)
@@ -191,7 +191,7 @@ def analyze_images(images, settings, scores, output):
             image = read_image(seen_here(path))
             answers.append(None if image is None else recognizer.process(image))
             if sink and image is not None:
-                sink.write(draw_overlay(image, answers[-1], recognizer.class_names, scores=scores), Path(path).name)
+                sink.write(draw_overlay(image, answers[-1], recognizer.class_names, bars=bars), Path(path).name)
     except USER_ERRORS as error:
         return Failure(str(error))
     return ImageFaces(recognizer.class_names, answers)

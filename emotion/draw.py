@@ -55,11 +55,11 @@ def draw_scores(frame, face, class_names):
     return frame
 
 
-def draw_overlay(frame, faces, class_names, scores=False, fps=None, notice=None):
-    """What test.py shows: draw_faces, each face's score bars with scores, the frame rate unless it is None, and
+def draw_overlay(frame, faces, class_names, bars=False, fps=None, notice=None):
+    """What test.py shows: draw_faces, each face's score bars if bars, the frame rate unless it is None, and
     a notice line at the bottom (a calibration under way) unless it is None."""
     draw_faces(frame, faces, class_names)
-    if scores:
+    if bars:
         for face in faces:
             draw_scores(frame, face, class_names)
     if fps is not None:

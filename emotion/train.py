@@ -84,7 +84,7 @@ def teacher_targets(teachers, images, labels, num_classes, teacher_weight, held_
     return ((1 - teacher_weight) * one_hot_targets(labels, num_classes) + teacher_weight * answers).astype(np.float32)
 
 
-def recalibrate_batch_norm(model, images, batch_size=256):
+def reestimate_batch_norm(model, images, batch_size=256):
     """Set every BatchNormalization layer's moving mean and variance to their mean over the batches of images and
     their mirror images, unaugmented, as SWA's update_bn does; returns model.
 

@@ -1,7 +1,7 @@
 """test.py's window: annotated frames shown at the source's own pace, and the keys that control it.
 
-    player = Player(source, output="annotated.mp4", scores=False)
-    shown = player.show(frame, draw)    # draw(image, scores=...) draws the overlay onto image and returns it
+    player = Player(source, output="annotated.mp4", bars=False)
+    shown = player.show(frame, draw)    # draw(image, bars=...) draws the overlay onto image and returns it
     if player.stopped: ...
     player.close()
 
@@ -70,23 +70,23 @@ class Player:
     key. q, Esc or closing the window stops, space pauses and resumes, s saves the frame shown as a PNG, b
     switches the score bars, c asks for a neutral calibration (calibrate_requested, for the caller to act on)."""
 
-    def __init__(self, source, output=None, scores=False):
+    def __init__(self, source, output=None, bars=False):
         """output: the run's --output, if any: snapshots go beside it, named after it (else into the working
         folder), and a run that writes it is not slowed down to the source's pace."""
         self.fps, self.live = (0.0 if output else source.fps), source.live
         self.still = source.kind in ("image", "folder")
         self.stem = Path(output).with_suffix("") if output else Path("emotion")
-        self.scores = scores
+        self.bars = bars
         self.index, self.start, self.paused_at = -1, None, None
         self.image, self.stopped, self.calibrate_requested = None, False, False
 
     def show(self, frame, draw):
-        """Shows draw(copy of frame, scores=...), holds it until the next frame is due, acting on the keys pressed
+        """Shows draw(copy of frame, bars=...), holds it until the next frame is due, acting on the keys pressed
         meanwhile, and returns the image shown. The copy leaves frame clean for drawing again when b is pressed."""
         self.index += 1
         if self.start is None:  # the clock starts at the first frame shown, after the model has loaded
             self.start = time.perf_counter()
-        self._display(draw(frame.copy(), scores=self.scores))
+        self._display(draw(frame.copy(), bars=self.bars))
         while True:
             holding = self.still or self.paused_at is not None
             # At least 1 ms even when due: the window draws itself inside waitKey.
@@ -98,8 +98,8 @@ class Player:
             if action == SAVE:
                 self.save()
             elif action == SCORES:
-                self.scores = not self.scores
-                self._display(draw(frame.copy(), scores=self.scores))
+                self.bars = not self.bars
+                self._display(draw(frame.copy(), bars=self.bars))
             elif action == CALIBRATE:
                 self.calibrate_requested = True
             elif self.still and key != -1:  # any other key, space too, shows the next image

@@ -4,9 +4,10 @@ import json
 import shutil
 
 import cv2
-from conftest import ROOT, run_script, write_dataset
+import pytest
 
 from emotion.sources import sample_face
+from tests.conftest import ROOT, run_script, write_dataset
 
 # Run a script with every import of the packages named in argv[2] (comma-separated) failing, as it does where they
 # are not installed.
@@ -41,6 +42,7 @@ def run_without_tensorflow(tmp_path, *args):
                        env={"KERAS_BACKEND": "jax", "XLA_FLAGS": fast_compile})
 
 
+@pytest.mark.option("--teacher")
 def test_training_on_jax_without_tensorflow_saves_a_model_that_tensorflow_loads_unchanged(tiny_model, tmp_path):
     import numpy as np
 

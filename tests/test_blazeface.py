@@ -130,6 +130,7 @@ def test_a_face_in_a_video_is_shown_from_its_first_frame_once_blazeface_agrees(r
     assert [len(record["faces"]) for record in unchecked[:4]] == [0, 0, 1, 1]
 
 
+@pytest.mark.happens("The BlazeFace model is missing")
 def test_without_the_blazeface_wheel_the_error_says_what_to_install(monkeypatch):
     import importlib.util
 

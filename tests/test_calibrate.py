@@ -9,8 +9,7 @@ import pytest
 from emotion import EmotionRecognizer
 from emotion.calibrate import Calibration
 from emotion.sources import SourceError, sample_face
-from tests.conftest import CLASSES, run_script
-from tests.test_cli import assert_one_line_error
+from tests.conftest import CLASSES, assert_one_line_error, run_script
 
 NEUTRAL, SAD = CLASSES.index("neutral"), CLASSES.index("sad")
 LEANS_SAD = np.float32([0.1, 0.05, 0.35, 0.45, 0.05])
@@ -136,6 +135,7 @@ def test_a_calibration_image_without_a_face_is_a_named_error(recognizer):
         recognizer.calibrate([sample_face(), np.full((240, 320), 90, np.uint8)])
 
 
+@pytest.mark.option("--calibrate")
 def test_cli_calibrate_runs_on_a_video_and_refuses_an_image_without_a_face(tiny_model, face_video, tmp_path):
     neutral, blank, log = tmp_path / "neutral.jpg", tmp_path / "blank.png", tmp_path / "faces.jsonl"
     cv2.imwrite(str(neutral), sample_face())

@@ -9,6 +9,7 @@ import pytest
 
 from emotion.classify import EmotionClassifier, LiteRTModel, convert_to_litert, litert_from_keras, write_atomically
 from emotion.model import build_little_vgg
+from tests.conftest import narrow_vgg
 
 NAMES = ["angry", "happy", "neutral", "sad", "surprise"]
 
@@ -74,7 +75,7 @@ def test_litert_fast_path_gives_the_keras_scores_within_quantisation_error():
 @pytest.fixture(scope="module")
 def narrow_model():
     """A little VGG four filters wide: quick to convert to LiteRT."""
-    return build_little_vgg(5, widths=(4,) * 5, dense_widths=(8, 8))
+    return narrow_vgg(5)
 
 
 def test_litert_file_is_cached_beside_the_model_and_renewed_when_the_model_changes(narrow_model, tmp_path):

@@ -9,55 +9,22 @@ import cv2
 import h5py
 import pytest
 
-from tests.conftest import CLASSES, ROOT, load_script, run_script, write_dataset, write_video
-
-
-def assert_one_line_error(result, *fragments, code=None):
-    """One 'error:' line on stderr, no traceback, and the exit code the README promises (test.py: 2)."""
-    assert result.returncode == code if code is not None else result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
-
-
-# Where each script's options are documented: the README's section (one table per group, each under a "###"
-# heading named as the script's argparse group), and, for training.py, docs/training.md's table with every detail.
-OPTION_SECTIONS = {"training.py": ("README.md", "Training: `training.py`"),
-                   "test.py": ("README.md", "Options of `test.py`")}
-DETAILED_OPTIONS = {"training.py": ("docs/training.md", "Every option in full")}
-
-
-def doc_section(title, path="README.md"):
-    """The text under the heading `title` (of any level) of a Markdown file, up to the next heading of that level or
-    above; headings inside code blocks do not count."""
-    lines, fenced, start, level = (ROOT / path).read_text().splitlines(), False, None, 0
-    for index, line in enumerate(lines):
-        fenced ^= line.startswith("```")
-        heading = None if fenced else re.match(r"(#+) (.+)", line)
-        if heading and start is not None and len(heading.group(1)) <= level:
-            return "\n".join(lines[start:index])
-        if heading and start is None and heading.group(2).strip() == title:
-            start, level = index + 1, len(heading.group(1))
-    assert start is not None, f"{path} has no heading {title!r}"
-    return "\n".join(lines[start:])
-
-
-def option_rows(text):
-    """[(options, default cell, what-it-does cell)] of the option tables' rows in text."""
-    rows = []
-    for line in text.splitlines():
-        if line.startswith("| `--"):
-            cells = [cell.strip() for cell in line.split("|")[1:-1]]
-            rows.append((re.findall(r"`(--[a-z0-9-]+)`", cells[0]), cells[1], cells[2]))
-    return rows
-
-
-def readme_options(script, where=OPTION_SECTIONS):
-    """The options of a script's tables in the README (or in `where`'s place for it), e.g. ['--source', ...]."""
-    return [option for options, _, _ in option_rows(doc_section(where[script][1], where[script][0]))
-            for option in options]
+from tests.conftest import (
+    CLASSES,
+    DETAILED_OPTIONS,
+    OPTION_SECTIONS,
+    ROOT,
+    assert_one_line_error,
+    doc_section,
+    load_script,
+    option_rows,
+    pixels_of,
+    readme_options,
+    run_script,
+    write_dataset,
+    write_fer_csv,
+    write_video,
+)
 
 
 def readme_groups(script):
@@ -141,6 +108,7 @@ def test_training_writes_a_model_with_its_class_names_and_a_report(tiny_model):
     assert not stem.with_suffix(".backup").exists(), "a finished run leaves no backup behind"
 
 
+@pytest.mark.happens("Training data has hidden files")
 def test_training_stops_with_one_line_when_a_class_is_missing(tmp_path):
     write_dataset(tmp_path / "train", per_class=1, classes=CLASSES[:3])
     result = run_script("training.py", "--train-dir", tmp_path / "train", "--val-dir", tmp_path / "train",
@@ -148,16 +116,19 @@ def test_training_stops_with_one_line_when_a_class_is_missing(tmp_path):
     assert_one_line_error(result, "no folder for class", "sad")
 
 
+@pytest.mark.happens("The output folder of `training.py` does not exist or is read-only")
 def test_training_refuses_an_output_folder_that_does_not_exist(tmp_path):
     result = run_script("training.py", "--model-out", tmp_path / "absent" / "m.h5")
     assert_one_line_error(result, "does not exist")
 
 
+@pytest.mark.happens("The output folder of `training.py` does not exist or is read-only")
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs a folder nobody may write, even root")
 def test_training_refuses_an_output_folder_it_cannot_write():
     assert_one_line_error(run_script("training.py", "--model-out", "/proc/m.h5"), "cannot write")
 
 
+@pytest.mark.option("--output")
 def test_live_loop_on_a_video_logs_every_frame_and_writes_the_annotated_video(tiny_model, face_video, tmp_path):
     log, output = tmp_path / "faces.jsonl", tmp_path / "annotated.mp4"
     result = run_script("test.py", "--source", face_video, "--model", tiny_model, "--no-display",
@@ -177,6 +148,7 @@ def test_live_loop_on_a_video_logs_every_frame_and_writes_the_annotated_video(ti
     assert "face observations" in result.stdout
 
 
+@pytest.mark.option("--log", "--max-frames")
 def test_live_loop_writes_csv_with_one_row_per_face(tiny_model, face_video, tmp_path):
     log = tmp_path / "faces.csv"
     result = run_script("test.py", "--source", face_video, "--model", tiny_model, "--no-display", "--log", log,
@@ -200,6 +172,12 @@ def test_live_loop_on_a_photo_writes_an_annotated_image(tiny_model, tmp_path):
     assert annotated.shape == original.shape and (annotated != original).any()
 
 
+@pytest.mark.happens("There is no camera at that index", case="no camera")
+@pytest.mark.happens("There is no display", case="no display")
+@pytest.mark.happens("The model file is missing, truncated or not HDF5", case="missing model")
+@pytest.mark.happens("The cascade file is damaged", case="damaged cascade")
+@pytest.mark.happens("`--output` is the source, or an existing file", case="output is source")
+@pytest.mark.happens("`--output` is the source, or an existing file", case="existing output")
 @pytest.mark.parametrize("case", ["no camera", "missing source", "missing model", "broken model",
                                   "existing output", "output is source", "no display", "missing cascade",
                                   "scan every 0 frames", "min face 0", "max frames 0", "damaged cascade"])
@@ -239,8 +217,8 @@ def test_committed_model_loads_with_its_class_names():
     assert names == list(CLASSES) and model.output_shape == (None, 5)
 
 
+@pytest.mark.option("--csv")
 def test_training_from_the_kaggle_csv(trainer, tmp_path, capsys):
-    from tests.test_data import pixels_of, write_fer_csv
     kaggle_ids = {"angry": 0, "happy": 3, "neutral": 6, "sad": 4, "surprise": 5}
     rows = [(kaggle_ids[name], pixels_of(label, seed), usage) for label, name in enumerate(CLASSES)
             for seed, usage in enumerate(["Training"] * 4 + ["PublicTest"] * 2)]
@@ -254,6 +232,7 @@ def test_training_from_the_kaggle_csv(trainer, tmp_path, capsys):
         assert json.loads(file.attrs["class_names"]) == list(CLASSES)
 
 
+@pytest.mark.option("--source", "--jobs")
 def test_a_folder_of_videos_and_images_gives_each_file_its_output_and_log_whatever_the_jobs(
         tiny_model, face_video, tmp_path):
     import matplotlib
@@ -298,12 +277,14 @@ def test_a_folder_run_goes_on_past_a_broken_video_and_names_it(tiny_model, face_
         f"error: {folder / 'broken.mp4'} is neither an image nor a video that OpenCV can read"]
 
 
+@pytest.mark.option("--no-display", "--jobs")
 def test_jobs_need_no_display_and_a_count_of_one_or_more(tmp_path):
     assert_one_line_error(run_script("test.py", "--source", tmp_path, "--jobs", 2, env={"DISPLAY": ":0"}),
                           "add --no-display", code=2)
     assert_one_line_error(run_script("test.py", "--source", tmp_path, "--jobs", 0, "--no-display"), "--jobs", code=2)
 
 
+@pytest.mark.option("--weight-averaging", "--init-from")
 def test_init_from_starts_at_a_trained_model_and_weight_averaging_keeps_near_it(trainer, tiny_model, tmp_path):
     import numpy as np
 
@@ -327,14 +308,16 @@ def test_init_from_starts_at_a_trained_model_and_weight_averaging_keeps_near_it(
     assert averaged < moved / 5
 
 
+@pytest.mark.option("--teacher-weight")
 def test_a_teacher_weight_outside_0_to_half_is_refused():
     # A whole distilling run: tests/test_backends.py (on JAX).
     for weight in (0, 0.6):
         assert_one_line_error(run_script("training.py", "--teacher-weight", weight), "--teacher-weight")
 
 
-@pytest.mark.parametrize("option", ["--init-from", "--teacher", "--recalibrate"])
-def test_init_from_teacher_or_recalibrate_refuses_a_model_of_other_classes(tiny_model, tmp_path, option):
+@pytest.mark.option("--classes", "--init-from", "--teacher", "--reestimate-batchnorm")
+@pytest.mark.parametrize("option", ["--init-from", "--teacher", "--reestimate-batchnorm"])
+def test_init_from_teacher_or_reestimate_batchnorm_refuses_a_model_of_other_classes(tiny_model, tmp_path, option):
     write_dataset(tmp_path / "train", per_class=2, classes=("happy", "sad"))
     result = run_script("training.py", "--train-dir", tmp_path / "train", "--val-dir", tmp_path / "train",
                         "--classes", "happy,sad", option, tiny_model, "--model-out", tmp_path / "m.h5")
@@ -358,7 +341,8 @@ def first_batch_norm_fits(model_path, faces_dir):
             and np.allclose(norm.moving_variance, activations.var(axis=(0, 1, 2)), rtol=1e-3, atol=1e-5))
 
 
-def test_a_run_and_recalibrate_keep_the_batch_norm_statistics_of_the_training_faces(trainer, tiny_model, tmp_path):
+@pytest.mark.option("--reestimate-batchnorm")
+def test_a_run_and_reestimate_batchnorm_keep_the_batch_norm_statistics_of_the_training_faces(trainer, tiny_model, tmp_path):
     import numpy as np
 
     from emotion.model import load_model
@@ -366,23 +350,32 @@ def test_a_run_and_recalibrate_keep_the_batch_norm_statistics_of_the_training_fa
     darker = write_dataset(tmp_path / "train", per_class=4, seed=5)
     for path in darker.rglob("*.png"):
         cv2.imwrite(str(path), cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) // 2)
-    out = tmp_path / "recalibrated.h5"
-    assert trainer.main([str(arg) for arg in ("--recalibrate", tiny_model, "--train-dir", darker, "--val-dir",
+    out = tmp_path / "reestimated.h5"
+    assert trainer.main([str(arg) for arg in ("--reestimate-batchnorm", tiny_model, "--train-dir", darker, "--val-dir",
                                               darker, "--model-out", out)]) == 0
     assert first_batch_norm_fits(out, darker) and not first_batch_norm_fits(tiny_model, darker)
-    trained, recalibrated = load_model(tiny_model)[0], load_model(out)[0]
-    for before, after in zip(trained.trainable_weights, recalibrated.trainable_weights, strict=True):
+    trained, reestimated = load_model(tiny_model)[0], load_model(out)[0]
+    for before, after in zip(trained.trainable_weights, reestimated.trainable_weights, strict=True):
         np.testing.assert_array_equal(before, after)  # only the statistics change
     assert json.loads(out.with_suffix(".metrics.json").read_text())["images"] == 20
 
 
-def test_recalibrate_trains_nothing_so_training_options_and_held_out_teachers_are_refused(tiny_model, tmp_path):
+def test_recalibrate_its_old_name_is_still_accepted_but_not_shown(trainer, capsys):
+    assert trainer.parse_args(["--recalibrate", "m.h5"]).reestimate_batchnorm == "m.h5"
+    with pytest.raises(SystemExit):
+        trainer.parse_args(["--help"])
+    shown = capsys.readouterr().out
+    assert "--reestimate-batchnorm" in shown and "--recalibrate" not in shown
+
+
+@pytest.mark.option("--reestimate-batchnorm")
+def test_reestimate_batchnorm_trains_nothing_so_training_options_and_held_out_teachers_are_refused(tiny_model, tmp_path):
     from emotion.model import load_model, save_model
-    assert_one_line_error(run_script("training.py", "--recalibrate", tiny_model, "--resume"), "trains nothing")
+    assert_one_line_error(run_script("training.py", "--reestimate-batchnorm", tiny_model, "--resume"), "trains nothing")
     # Re-estimated on all images and saved without its fold, a teacher would answer for images it trained on.
     teacher = tmp_path / "teacher.h5"
     save_model(load_model(tiny_model)[0], teacher, CLASSES, held_out={"fold": 1, "folds": 2, "images": 40})
-    result = run_script("training.py", "--recalibrate", teacher, "--train-dir", tiny_model.parent / "train",
+    result = run_script("training.py", "--reestimate-batchnorm", teacher, "--train-dir", tiny_model.parent / "train",
                         "--val-dir", tiny_model.parent / "val", "--model-out", tmp_path / "m.h5")
     assert_one_line_error(result, "trained without a fold")
     assert not (tmp_path / "m.h5").exists()

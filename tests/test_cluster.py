@@ -13,8 +13,7 @@ import matplotlib
 import pytest
 
 from benchmarks.common import local_cluster
-from tests.conftest import ROOT, run_script, user_environment, write_video
-from tests.test_cli import assert_one_line_error
+from tests.conftest import ROOT, assert_one_line_error, run_script, user_environment, write_video
 
 pytest.importorskip("distributed")
 
@@ -89,6 +88,7 @@ def until(condition, process, seconds=120):
     return found
 
 
+@pytest.mark.option("--cluster")
 def test_a_worker_killed_mid_video_leaves_its_video_to_the_other_and_the_logs_are_those_of_jobs_1(
         cluster, archive, reference, tmp_path):
     (tmp_path / "archive").symlink_to(archive)
@@ -120,6 +120,7 @@ def test_a_worker_killed_mid_video_leaves_its_video_to_the_other_and_the_logs_ar
     assert (tmp_path / "logs.report.png").stat().st_size > 10_000
 
 
+@pytest.mark.option("--cluster")
 def test_a_client_killed_mid_archive_then_run_again_skips_the_videos_done_and_does_the_rest(
         cluster, archive, reference, tmp_path, live, monkeypatch, capsys):
     import emotion.cluster
@@ -150,6 +151,7 @@ def free_port():
         return listener.getsockname()[1]
 
 
+@pytest.mark.option("--cluster")
 def test_an_unreachable_scheduler_is_one_line_within_seconds_and_nothing_is_written(archive, tmp_path):
     started = time.monotonic()
     result = run_script("test.py", "--source", archive, "--no-display", "--log", tmp_path / "logs.csv",
@@ -159,6 +161,7 @@ def test_an_unreachable_scheduler_is_one_line_within_seconds_and_nothing_is_writ
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.option("--cluster")
 def test_cluster_needs_a_folder_of_videos_and_a_log_and_no_jobs(live, archive, capsys):
     for options, message in [(["--source", archive / "a.mp4", "--log", "x.csv"], "a folder holding videos"),
                              (["--source", archive], "--cluster needs --log"),

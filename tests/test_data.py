@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from emotion.batches import FaceBatches, build_mixup, make_dataset, random_exposure_and_noise, random_jpeg
 from emotion.data import DatasetError, class_weights, load_fer_csv, load_image_folder, read_face_image
-from tests.conftest import CLASSES, ROOT, pattern_image, write_dataset
+from tests.conftest import CLASSES, ROOT, pattern_image, pixels_of, write_dataset, write_fer_csv
 
 
 def test_any_readable_image_becomes_48x48_grey(tmp_path):
@@ -37,6 +37,7 @@ def test_cmyk_jpeg_and_huge_image_are_read(tmp_path):
     assert big[:, :23].max() == 0 and big[:, 25:].min() == 255
 
 
+@pytest.mark.happens("Training data has hidden files")
 def test_unreadable_files_are_skipped_and_counted_hidden_files_ignored(tmp_path):
     write_dataset(tmp_path, per_class=2)
     (tmp_path / "happy" / "notes.txt").write_text("not an image")
@@ -48,6 +49,7 @@ def test_unreadable_files_are_skipped_and_counted_hidden_files_ignored(tmp_path)
     assert sorted(path.name for path in folder.skipped) == ["empty.jpg", "notes.txt"]
 
 
+@pytest.mark.happens("Training data has hidden files")
 def test_nested_folders_and_class_case_are_merged(tmp_path):
     write_dataset(tmp_path, per_class=2)
     nested = tmp_path / "Happy" / "more" / "deeper"
@@ -121,17 +123,6 @@ def test_jpeg_recompression_keeps_the_shape_and_leaves_blocky_traces_on_some_ima
     assert all(result.shape == (48, 48, 1) and result.dtype == np.uint8 for result in results)
     changed = sum(not np.array_equal(result, face.numpy()) for result in results)
     assert 8 <= changed <= 32, "about half the images are recompressed"
-
-
-def write_fer_csv(path, rows):
-    with open(path, "w", newline="") as file:
-        file.write("emotion,pixels,Usage\n")
-        file.writelines(f"{emotion},{pixels},{usage}\n" for emotion, pixels, usage in rows)
-    return path
-
-
-def pixels_of(label, seed):
-    return " ".join(map(str, pattern_image(label, seed).ravel()))
 
 
 def test_kaggle_csv_splits_by_usage_maps_labels_and_skips_malformed_rows(tmp_path):

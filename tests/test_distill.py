@@ -2,13 +2,13 @@
 import keras
 import numpy as np
 import pytest
-from conftest import CLASSES, load_script, pattern_image, write_dataset
 
 from emotion import batches as batches_module
 from emotion.batches import make_dataset
 from emotion.data import load_image_folder
 from emotion.report import predict_scores
 from emotion.train import teacher_targets
+from tests.conftest import CLASSES, load_script, narrow_vgg, pattern_image, write_dataset
 
 
 def lopsided_teacher(seed):
@@ -69,6 +69,7 @@ class TrainingData(Exception):
     """Raised where training.py builds its training pipeline, carrying what it was given."""
 
 
+@pytest.mark.option("--teacher", "--teacher-weight")
 def test_training_py_trains_on_the_teachers_targets(tmp_path, monkeypatch):
     from emotion.model import build_little_vgg, load_model, save_model
     write_dataset(tmp_path / "train", per_class=3)
@@ -110,8 +111,9 @@ def test_a_held_out_teacher_answers_only_for_its_fold_and_every_image_needs_a_te
         teacher_targets([first, second, everywhere], images, labels, 5, 0.5, folds)
 
 
+@pytest.mark.option("--hold-out")
 def test_hold_out_trains_without_its_fold_and_the_model_remembers_it(tmp_path, monkeypatch, capsys):
-    from emotion.model import build_little_vgg, read_held_out
+    from emotion.model import read_held_out
     write_dataset(tmp_path / "train", per_class=4)
     given = []
     real_make_dataset = batches_module.make_dataset
@@ -120,8 +122,7 @@ def test_hold_out_trains_without_its_fold_and_the_model_remembers_it(tmp_path, m
         given.append((images, labels))
         return real_make_dataset(images, labels, *args, **kwargs)
     monkeypatch.setattr(batches_module, "make_dataset", capture)
-    monkeypatch.setattr("emotion.model.build_little_vgg", lambda classes, **_: build_little_vgg(
-        classes, widths=(4,) * 5, dense_widths=(8, 8)))
+    monkeypatch.setattr("emotion.model.build_little_vgg", lambda classes, **_: narrow_vgg(classes))
     out = tmp_path / "teacher.h5"
     assert load_script("training").main(["--train-dir", str(tmp_path / "train"), "--val-dir", str(tmp_path / "train"),
                                          "--hold-out", "2/4", "--epochs", "1", "--precision", "float32",
@@ -133,6 +134,7 @@ def test_hold_out_trains_without_its_fold_and_the_model_remembers_it(tmp_path, m
     assert read_held_out(out) == {"fold": 2, "folds": 4, "images": 20}
 
 
+@pytest.mark.option("--hold-out")
 @pytest.mark.parametrize(("options", "error"), [
     (["--hold-out", "3/2"], "error: --hold-out 3/2: give K/N, fold K of N folds (1 <= K <= N, N >= 2), e.g. 1/2"),
     (["--hold-out", "1/1"], "error: --hold-out 1/1: give K/N, fold K of N folds (1 <= K <= N, N >= 2), e.g. 1/2"),
@@ -143,10 +145,10 @@ def test_hold_out_trains_without_its_fold_and_the_model_remembers_it(tmp_path, m
                                                        "made with")),
 ])
 def test_hold_out_and_held_out_teachers_that_cannot_work_are_refused_in_one_line(tmp_path, capsys, options, error):
-    from emotion.model import build_little_vgg, save_model
+    from emotion.model import save_model
     write_dataset(tmp_path / "train", per_class=4)
     half = tmp_path / "half.h5"
-    save_model(build_little_vgg(5, widths=(4,) * 5, dense_widths=(8, 8)), half, list(CLASSES),
+    save_model(narrow_vgg(5), half, list(CLASSES),
                held_out={"fold": 1, "folds": 2, "images": 20})
     options = [option.format(half=half) for option in options]
     with pytest.raises(SystemExit) as stop:
@@ -160,9 +162,9 @@ def test_hold_out_and_held_out_teachers_that_cannot_work_are_refused_in_one_line
 def test_a_teacher_with_a_damaged_held_out_record_is_refused_in_one_line(tmp_path, record):
     import h5py
 
-    from emotion.model import build_little_vgg, read_held_out, save_model
+    from emotion.model import read_held_out, save_model
     teacher = tmp_path / "teacher.h5"
-    save_model(build_little_vgg(5, widths=(4,) * 5, dense_widths=(8, 8)), teacher, list(CLASSES))
+    save_model(narrow_vgg(5), teacher, list(CLASSES))
     assert read_held_out(teacher) is None
     with h5py.File(teacher, "a") as file:
         file.attrs["held_out"] = record

@@ -5,8 +5,7 @@ import shlex
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.test_cli import doc_section
+from tests.conftest import ROOT, doc_section
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 

@@ -45,9 +45,18 @@ from emotion.data import FER_CSV_LABELS, parse_fer_row
 from emotion.detect import BUNDLED_CASCADE
 from emotion.model import build_little_vgg, load_model, save_model
 from emotion.sources import demo_frames, sample_face
-from tests.conftest import CLASSES, run_script, write_dataset, write_video
-from tests.test_data import pixels_of, write_fer_csv
-from tests.test_inputs import FullDisk
+from tests.conftest import (
+    CLASSES,
+    FullDisk,
+    narrow_vgg,
+    pixels_of,
+    run_live,
+    run_script,
+    save_narrow_model,
+    write_dataset,
+    write_fer_csv,
+    write_video,
+)
 
 # A watchdog for each test: a hang in C code (a decoder, HDF5) cannot be interrupted, so the whole run is ended,
 # with every thread's stack on stderr, rather than left waiting.
@@ -85,17 +94,6 @@ def new_file(work, name, content):
 
 
 @pytest.fixture(scope="module")
-def narrow(work):
-    """A little VGG four filters wide, saved as training.py saves, with its LiteRT cache: quick to load."""
-    from emotion.classify import litert_from_keras
-    path = work / "narrow.h5"
-    model = build_little_vgg(len(CLASSES), widths=(4,) * 5, dense_widths=(8, 8))
-    save_model(model, path, CLASSES)
-    litert_from_keras(model, path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def good(work, narrow):
     """The bytes of a real file of each kind, to cut short or to pass under another kind's name."""
     face = cv2.resize(sample_face(), (128, 150))
@@ -113,26 +111,10 @@ def good(work, narrow):
     }
 
 
-@pytest.fixture(scope="module")
-def photo(work, good):
-    """A good image source, for the cases where the model or the cascade is what is bad."""
-    path = work / "photo.jpg"
-    path.write_bytes(good["jpg"])
-    return path
-
-
 def message_lines(stderr):
     """What stderr says, line by line, without the progress bars (which redraw themselves with \\r)."""
     parts = (PROGRESS_BAR.sub("", part) for line in stderr.split("\n") for part in line.split("\r"))
     return [part for part in parts if part.strip()]
-
-
-def run_live(live, capsys, *args):
-    """test.py's main() here: (exit code, stderr's lines, stderr)."""
-    capsys.readouterr()
-    code = live.main([str(arg) for arg in args])
-    stderr = capsys.readouterr().err
-    return code, message_lines(stderr), stderr
 
 
 class StopAfterReading(Exception):
@@ -163,6 +145,17 @@ def run_training(trainer, capsys, work, *args):
     return outcome, captured.out, captured.err
 
 
+def run_lines(live, capsys, *args):
+    """test.py's main() here: (exit code, stderr's lines, stderr)."""
+    code, _, stderr = run_live(live, capsys, *args)
+    return code, message_lines(stderr), stderr
+
+
+@pytest.fixture(scope="module")
+def narrow(work):
+    return save_narrow_model(work / "narrow.h5")
+
+
 def assert_one_line(code, lines, stderr, expected):
     """test.py refused the input: exit code 2 and stderr is this one line (a pattern, or a list of choices)."""
     assert "Traceback" not in stderr
@@ -191,13 +184,15 @@ def cut(content, share):
 # --- test.py --source: an image or a video ------------------------------------------------------------------
 
 
+@pytest.mark.happens("Any file given to either script is random bytes")
 @settings(FUZZ, max_examples=30)
 @given(content=st.binary(max_size=4096), suffix=st.sampled_from([".jpg", ".png", ".bmp", ".mp4", ".avi", ".mov", ""]))
 def test_random_bytes_as_a_source_end_with_one_line(live, narrow, work, capsys, content, suffix):
     path = new_file(work, f"source{suffix}", content)
-    assert_one_line(*run_live(live, capsys, "--source", path, "--model", narrow, "--no-display"), source_errors(path))
+    assert_one_line(*run_lines(live, capsys, "--source", path, "--model", narrow, "--no-display"), source_errors(path))
 
 
+@pytest.mark.happens("Any file given to either script is random bytes")
 @pytest.mark.parametrize("case", ["random bytes as .jpg", "empty .mp4", "a model as .jpg", "a cascade as .mp4",
                                   "a CSV as .avi", "a folder named .jpg", "a PNG cut short"])
 def test_a_source_of_the_wrong_kind_ends_with_one_line(live, narrow, good, work, capsys, case):
@@ -218,16 +213,17 @@ def test_a_source_of_the_wrong_kind_ends_with_one_line(live, narrow, good, work,
     else:
         path.write_bytes(content)
         expected = source_errors(path)
-    assert_one_line(*run_live(live, capsys, "--source", path, "--model", narrow, "--no-display"), expected)
+    assert_one_line(*run_lines(live, capsys, "--source", path, "--model", narrow, "--no-display"), expected)
 
 
+@pytest.mark.happens("A video is truncated or corrupt")
 @settings(FUZZ, max_examples=15)
 @given(kind=st.sampled_from(["jpg", "png", "avi", "mp4"]), share=st.floats(0, 1, exclude_max=True))
 def test_a_real_image_or_video_cut_short_is_refused_in_one_line_or_read_as_far_as_it_goes(
         live, narrow, good, work, capsys, kind, share):
     path = new_file(work, f"cut.{kind}", cut(good[kind], share))
     log = path.with_suffix(".jsonl")
-    code, lines, stderr = run_live(live, capsys, "--source", path, "--model", narrow, "--no-display",
+    code, lines, stderr = run_lines(live, capsys, "--source", path, "--model", narrow, "--no-display",
                                    "--detector", "none", "--log", log)
     if code == 2:
         assert_one_line(code, lines, stderr, source_errors(path))
@@ -246,6 +242,7 @@ def test_a_real_image_or_video_cut_short_is_refused_in_one_line_or_read_as_far_a
 
 # --- test.py --source: a folder with a broken image among good ones --------------------------------------------
 
+@pytest.mark.happens("A folder source holds an image that cannot be read")
 @pytest.mark.parametrize("broken", [
     "a PNG cut short", "a JPEG header then garbage",
     "random bytes", "empty", "a model named .jpg"])
@@ -263,7 +260,7 @@ def test_a_broken_image_in_a_folder_source_is_skipped_and_named(live, narrow, go
     }[broken]
     (folder / name).write_bytes(content)
     annotated, log = folder.parent / "annotated", folder.parent / "faces.jsonl"
-    code, lines, stderr = run_live(live, capsys, "--source", folder, "--model", narrow, "--no-display",
+    code, lines, stderr = run_lines(live, capsys, "--source", folder, "--model", narrow, "--no-display",
                                    "--detector", "none", "--output", annotated, "--log", log)
     assert code == 0 and "Traceback" not in stderr, stderr
     assert sorted(path.name for path in annotated.iterdir()) == ["a.jpg", "c.png"]
@@ -278,6 +275,7 @@ def assert_model_refused(result, path):
     assert_one_line(*result, rf"error: (model file |cannot load model |model ){re.escape(str(path))}\b.*")
 
 
+@pytest.mark.happens("Any file given to either script is random bytes")
 @settings(FUZZ, max_examples=25)
 @given(kind=st.sampled_from(["random bytes", "cut short", "HDF5 signature then random bytes"]),
        share=st.floats(0, 1, exclude_max=True), noise=st.binary(max_size=2048))
@@ -285,9 +283,10 @@ def test_a_bad_model_file_ends_with_one_line(live, photo, good, work, capsys, ki
     content = {"random bytes": noise, "cut short": cut(good["h5"], share),
                "HDF5 signature then random bytes": b"\x89HDF\r\n\x1a\n" + noise}[kind]
     path = new_file(work, "model.h5", content)
-    assert_model_refused(run_live(live, capsys, "--source", photo, "--model", path, "--no-display"), path)
+    assert_model_refused(run_lines(live, capsys, "--source", photo, "--model", path, "--no-display"), path)
 
 
+@pytest.mark.happens("The model file is missing, truncated or not HDF5")
 @pytest.mark.parametrize("case", ["empty", "a JPEG", "the cascade", "a CSV", "HDF5 without a model",
                                   "a Keras zip", "class names not JSON"])
 def test_a_model_file_of_the_wrong_kind_ends_with_one_line(live, photo, good, narrow, work, capsys, case):
@@ -304,7 +303,7 @@ def test_a_model_file_of_the_wrong_kind_ends_with_one_line(live, photo, good, na
             file.attrs["class_names"] = "angry happy neutral sad surprise"
     else:
         path.write_bytes({"empty": b"", "a JPEG": good["jpg"], "the cascade": good["xml"], "a CSV": good["csv"]}[case])
-    assert_model_refused(run_live(live, capsys, "--source", photo, "--model", path, "--no-display"), path)
+    assert_model_refused(run_lines(live, capsys, "--source", photo, "--model", path, "--no-display"), path)
 
 
 # --- test.py --cascade --------------------------------------------------------------------------------------
@@ -314,6 +313,7 @@ def assert_cascade_refused(result, path):
     assert_one_line(*result, re.escape(f"error: cascade file {path} ") + "(is not a valid OpenCV cascade|not found)")
 
 
+@pytest.mark.happens("The cascade file is damaged")
 @settings(FUZZ, max_examples=20)
 @given(kind=st.sampled_from(["random bytes", "cut short", "its start then random bytes"]),
        share=st.floats(0, 1, exclude_max=True), noise=st.binary(max_size=2048))
@@ -322,10 +322,11 @@ def test_a_bad_cascade_file_ends_with_one_line(live, photo, narrow, good, work, 
     content = {"random bytes": noise, "cut short": cut(whole, share),
                "its start then random bytes": cut(whole, share) + noise}[kind]
     path = new_file(work, "cascade.xml", content)
-    assert_cascade_refused(run_live(live, capsys, "--source", photo, "--model", narrow, "--cascade", path,
+    assert_cascade_refused(run_lines(live, capsys, "--source", photo, "--model", narrow, "--cascade", path,
                                     "--no-display"), path)
 
 
+@pytest.mark.happens("Any file given to either script is random bytes")
 @pytest.mark.parametrize("case", ["empty", "a JPEG", "a model", "another OpenCV file", "UTF-16", "a folder",
                                   "text"])
 def test_a_cascade_file_of_the_wrong_kind_ends_with_one_line(live, photo, narrow, good, work, capsys, case):
@@ -338,7 +339,7 @@ def test_a_cascade_file_of_the_wrong_kind_ends_with_one_line(live, photo, narrow
             "another OpenCV file": b'<?xml version="1.0"?>\n<opencv_storage>\n<size>3</size>\n</opencv_storage>\n',
             "UTF-16": good["xml"].decode().encode("utf-16"), "text": b"haarcascade_frontalface_default\n",
         }[case])
-    assert_cascade_refused(run_live(live, capsys, "--source", photo, "--model", narrow, "--cascade", path,
+    assert_cascade_refused(run_lines(live, capsys, "--source", photo, "--model", narrow, "--cascade", path,
                                     "--no-display"), path)
 
 
@@ -366,6 +367,7 @@ def expected_from_cut(good, n):
             skipped)
 
 
+@pytest.mark.happens("Any file given to either script is random bytes")
 @settings(FUZZ, max_examples=25)
 @given(kind=st.sampled_from(["cut short", "cut short", "random bytes", "its header then random text"]),
        share=st.floats(0, 1, exclude_max=True), noise=st.binary(max_size=2048), text=st.text(max_size=300))
@@ -389,6 +391,8 @@ def test_a_bad_kaggle_csv_is_refused_in_one_line_or_its_broken_row_counted(
     assert ("skipped 1 unreadable file(s) or row(s), e.g. line " in stdout) == bool(skipped), stdout
 
 
+@pytest.mark.option("--csv")
+@pytest.mark.happens("The Kaggle CSV starts with a byte-order mark")
 @pytest.mark.parametrize("case", ["empty", "a JPEG", "a model", "another CSV", "only its header",
                                   "a stray quote", "a byte-order mark"])
 def test_a_kaggle_csv_of_the_wrong_kind_is_refused_in_one_line(trainer, good, work, capsys, stop_after_reading, case):
@@ -409,6 +413,8 @@ def test_a_kaggle_csv_of_the_wrong_kind_is_refused_in_one_line(trainer, good, wo
         assert_training_refused(outcome, path)
 
 
+@pytest.mark.happens("Any file given to either script is random bytes")
+@pytest.mark.happens("The Kaggle CSV starts with a byte-order mark")
 @pytest.mark.e2e
 def test_a_kaggle_csv_with_a_field_over_the_csv_limit_ends_with_one_line(work):
     """Run as a user does: csv.Error used to escape as a traceback."""
@@ -419,6 +425,7 @@ def test_a_kaggle_csv_with_a_field_over_the_csv_limit_ends_with_one_line(work):
     assert message_lines(result.stderr) == [f"error: cannot read {path}: field larger than field limit (131072)"]
 
 
+@pytest.mark.happens("The Kaggle CSV starts with a byte-order mark")
 @settings(FUZZ, max_examples=50)
 @given(emotion=st.one_of(st.integers(-10, 10).map(str), st.text(max_size=4)), position=st.integers(0, 48 * 48 - 1),
        token=st.one_of(st.integers(-2 ** 80, 2 ** 80).map(str), st.text(max_size=6)))
@@ -480,6 +487,7 @@ def test_a_broken_training_image_is_skipped_and_counted(trainer, good, work, cap
     assert_counted(outcome, stdout, broken)
 
 
+@pytest.mark.happens("Training data has hidden files")
 @pytest.mark.parametrize("case", ["empty", "a model", "text", "a PNG cut short", "a JPEG header then garbage",
                                   "the only image of its class"])
 def test_a_training_image_of_the_wrong_kind_is_skipped_and_counted(trainer, good, work, capsys, stop_after_reading,
@@ -501,6 +509,7 @@ def test_a_training_image_of_the_wrong_kind_is_skipped_and_counted(trainer, good
 # --- run as a user does: stderr is everything the process prints ----------------------------------------------
 
 
+@pytest.mark.happens("An image source cannot be decoded")
 @pytest.mark.e2e
 def test_a_png_cut_short_as_the_source_gives_one_line_and_nothing_else(narrow, good, work):
     path = work / "cut_short.png"
@@ -515,7 +524,7 @@ def test_a_png_cut_short_as_the_source_gives_one_line_and_nothing_else(narrow, g
 
 @pytest.fixture(scope="module")
 def small_model():
-    return build_little_vgg(len(CLASSES), widths=(4,) * 5, dense_widths=(8, 8))
+    return narrow_vgg()
 
 
 @pytest.fixture(scope="module")
@@ -526,6 +535,7 @@ def saved_size(small_model, work):
     return path.stat().st_size
 
 
+@pytest.mark.happens("The disk fills up while `training.py` saves the model")
 @settings(FUZZ, max_examples=10)
 @given(free_share=st.floats(0, 1.05))
 def test_a_disk_that_fills_up_during_a_save_keeps_the_previous_model(small_model, saved_size, work, monkeypatch,
@@ -557,6 +567,7 @@ def test_a_disk_that_is_full_before_the_first_save_leaves_nothing(small_model, t
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.happens("The disk fills up while `training.py` saves the model")
 def test_a_disk_that_fills_up_while_training_exports_keeps_the_previous_model(trainer, tmp_path, monkeypatch):
     """training.py's last step: the best checkpoint rebuilt in float32 and saved over --model-out."""
     checkpoint, model_out = tmp_path / "m.best.h5", tmp_path / "m.h5"
@@ -572,6 +583,7 @@ def test_a_disk_that_fills_up_while_training_exports_keeps_the_previous_model(tr
     assert model_out.read_bytes() == before and load_model(model_out)[1] == list("vwxyz")
 
 
+@pytest.mark.happens("The disk fills up while `training.py` saves the model")
 def test_a_saved_model_is_whole_before_it_is_renamed(small_model, tmp_path, monkeypatch):
     """The rename comes after every byte is written and synced: a crash in between leaves the old model."""
     events = []

@@ -13,6 +13,7 @@ import pytest
 
 from emotion import EmotionRecognizer, records, sources
 from emotion.sources import SourceError, sample_face
+from tests.conftest import FullDisk
 
 FACE = sample_face()
 GREY = cv2.cvtColor(FACE, cv2.COLOR_BGR2GRAY)
@@ -23,6 +24,7 @@ def recognizer(tiny_model):
     return EmotionRecognizer(model=tiny_model)
 
 
+@pytest.mark.happens("The API gets a float, 16-bit, bool, BGRA or `(h, w, 1)` image")
 @pytest.mark.parametrize("form", ["float 0-1", "float 0-255", "uint16", "bool", "BGRA", "grey", "grey (h, w, 1)"])
 def test_images_in_other_forms_give_the_face(recognizer, form):
     image = {
@@ -40,6 +42,7 @@ def test_images_in_other_forms_give_the_face(recognizer, form):
         assert faces[0].box == recognizer.detect(FACE)[0].box
 
 
+@pytest.mark.happens("The API gets something that is not an image")
 @pytest.mark.parametrize("case", ["None", "empty", "one pixel", "a list", "2 channels", "5 channels", "1-D", "4-D",
                                   "floats from -1 to 1", "NaN", "text"])
 def test_what_is_not_an_image_gives_a_source_error_that_says_why(recognizer, case):
@@ -60,6 +63,7 @@ def test_what_is_not_an_image_gives_a_source_error_that_says_why(recognizer, cas
         recognizer.detect(image)
 
 
+@pytest.mark.happens("The API gets something that is not an image")
 def test_a_file_that_is_not_an_image_gives_a_source_error(recognizer, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("not an image")
@@ -67,40 +71,6 @@ def test_a_file_that_is_not_an_image_gives_a_source_error(recognizer, tmp_path):
         recognizer.detect(notes)
     with pytest.raises(ValueError, match="cv2.imread gives None"):  # SourceError is a ValueError
         recognizer.detect(cv2.imread(str(notes)))
-
-
-class FullDisk:
-    """open() for the code under test: the files it writes share `free` bytes, then fail with ENOSPC, as
-    on a real disk (an unbuffered write takes what fits and says so; a buffered one raises)."""
-
-    def __init__(self, free):
-        self.free = free
-
-    def open(self, file, mode="r", buffering=-1, **kwargs):
-        opened = open(file, mode, buffering, **kwargs)  # noqa: SIM115 - closed by the code under test
-        return DiskFile(opened, self, raw=buffering == 0) if "w" in mode else opened
-
-
-class DiskFile:
-    def __init__(self, file, disk, raw):
-        self.file, self.disk, self.raw = file, disk, raw
-
-    def write(self, data):
-        fits = min(len(data), self.disk.free)
-        self.file.write(data[:fits])
-        self.disk.free -= fits
-        if fits == len(data) or (self.raw and fits):
-            return fits
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    def __getattr__(self, name):
-        return getattr(self.file, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.file.close()
 
 
 def fill_disk_after(monkeypatch, free):
@@ -119,6 +89,7 @@ def frame_count(video):
     return int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT))
 
 
+@pytest.mark.happens("The disk fills up while `test.py` writes")
 @pytest.mark.parametrize(("suffix", "free"), [(".jsonl", 1000), (".csv", 1000), (".csv", 0)])
 def test_a_full_disk_ends_the_run_with_one_line_and_what_was_written_stays_readable(
         live, tiny_model, face_video, tmp_path, monkeypatch, capsys, suffix, free):
@@ -142,6 +113,7 @@ def test_a_full_disk_ends_the_run_with_one_line_and_what_was_written_stays_reada
         assert 0 < logged == frame_count(video), "the video is closed, with the frames logged"
 
 
+@pytest.mark.happens("The disk fills up while `test.py` writes")
 def test_a_full_disk_while_writing_annotated_images_keeps_the_ones_written(live, tiny_model, tmp_path,
                                                                             monkeypatch, capsys):
     photos, annotated = tmp_path / "photos", tmp_path / "annotated"
@@ -156,6 +128,7 @@ def test_a_full_disk_while_writing_annotated_images_keeps_the_ones_written(live,
     assert cv2.imread(str(annotated / "1.jpg")).shape == FACE.shape
 
 
+@pytest.mark.happens("The disk fills up while `test.py` writes")
 def test_a_full_disk_while_drawing_the_timeline_keeps_the_log(live, tiny_model, face_video, tmp_path,
                                                                monkeypatch, capsys):
     def savefig(figure, path, **kwargs):
@@ -173,6 +146,7 @@ def test_a_full_disk_while_drawing_the_timeline_keeps_the_log(live, tiny_model, 
     assert len(log.read_text().splitlines()) == 3
 
 
+@pytest.mark.happens("The disk fills up while `test.py` writes")
 @pytest.mark.parametrize("suffix", [".mp4", ".avi"])
 def test_a_disk_that_fills_up_stops_the_video_while_it_can_still_be_closed(live, tiny_model, face_video, tmp_path,
                                                                            monkeypatch, capsys, suffix):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from emotion.model import ModelFileError, build_little_vgg, load_model, read_class_names, save_model
+from tests.conftest import narrow_vgg
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,7 @@ def test_save_refuses_a_class_list_of_the_wrong_length(model, tmp_path):
         save_model(model, tmp_path / "m.h5", ["a", "b", "c"])
 
 
+@pytest.mark.happens("The model file is missing, truncated or not HDF5")
 def test_model_without_class_names_and_five_outputs_gets_the_defaults(model, tmp_path, capsys):
     path = tmp_path / "seed.h5"
     model.save(path)
@@ -55,6 +57,7 @@ def test_model_without_class_names_and_five_outputs_gets_the_defaults(model, tmp
     assert "assuming" in capsys.readouterr().out
 
 
+@pytest.mark.happens("The model file is missing, truncated or not HDF5")
 def test_model_without_class_names_and_other_outputs_is_refused(tmp_path):
     path = tmp_path / "seven.h5"
     build_little_vgg(7).save(path)
@@ -62,6 +65,7 @@ def test_model_without_class_names_and_other_outputs_is_refused(tmp_path):
         load_model(path)
 
 
+@pytest.mark.happens("The model file is missing, truncated or not HDF5")
 def test_model_with_wrong_input_is_refused(tmp_path):
     path = tmp_path / "rgb.h5"
     inputs = keras.Input((64, 64, 3))
@@ -78,6 +82,7 @@ def test_non_hdf5_or_truncated_file_is_refused(tmp_path, content):
         load_model(path)
 
 
+@pytest.mark.happens("The model file is missing, truncated or not HDF5")
 def test_truncated_model_file_is_refused(model, tmp_path):
     path = tmp_path / "cut.h5"
     save_model(model, path, ["a", "b", "c", "d", "e"])
@@ -86,6 +91,7 @@ def test_truncated_model_file_is_refused(model, tmp_path):
         load_model(path)
 
 
+@pytest.mark.happens("The model file is missing, truncated or not HDF5")
 def test_lambda_layer_with_python_code_is_refused_in_safe_mode(tmp_path):
     path = tmp_path / "lambda.h5"
     inputs = keras.Input((48, 48, 1))
@@ -138,6 +144,7 @@ def test_a_failed_save_keeps_the_previous_model_and_leaves_no_partial_file(model
     assert path.read_bytes() == before and [file.name for file in tmp_path.iterdir()] == ["m.h5"]
 
 
+@pytest.mark.happens("The model file is missing, truncated or not HDF5")
 @pytest.mark.parametrize("attribute", ['"angry"', "7", '["a", "b", "c", "d"', "[]", '["a", "", "c", "d", "e"]',
                                        '["a", "b", "a", "d", "e"]', '["a", "b", 3, "d", "e"]', '{"a": 1}'])
 def test_a_damaged_class_names_attribute_is_refused(model, tmp_path, attribute):
@@ -158,7 +165,7 @@ def test_what_load_model_says_when_it_refuses_a_model(model, tmp_path, capsys):
     with pytest.raises(ModelFileError, match=f"^model {path} has 5 outputs but 3 class names$"):
         load_model(path)
     seven = tmp_path / "seven.h5"
-    build_little_vgg(7, widths=(4,) * 5, dense_widths=(8, 8)).save(seven)
+    narrow_vgg(7).save(seven)
     with pytest.raises(ModelFileError, match=f"^model {seven} has 7 outputs and no class_names attribute$"):
         load_model(seven)
     rgb = tmp_path / "rgb.h5"
@@ -202,7 +209,7 @@ def test_a_loading_error_becomes_one_line_even_without_a_message(model, tmp_path
 def test_scores_stay_float32_when_the_network_computes_in_bfloat16():
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        mixed = build_little_vgg(3, widths=(4,) * 5, dense_widths=(8, 8))
+        mixed = narrow_vgg(3)
         scores = mixed(np.full((2, 48, 48, 1), 128, np.float32), training=False)
     finally:
         keras.mixed_precision.set_global_policy("float32")

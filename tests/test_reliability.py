@@ -10,8 +10,8 @@ import pytest
 
 from emotion.classify import LiteRTModel, litert_from_keras
 from emotion.console import load_quietly
-from emotion.model import build_little_vgg, load_model, save_model
-from tests.conftest import CLASSES, ROOT, run_script, user_environment
+from emotion.model import load_model
+from tests.conftest import ROOT, run_script, save_narrow_model, user_environment
 
 FACES = np.zeros((2, 48, 48, 1), np.float32)
 # What each of the runs started at once does: the first steps of every test.py run.
@@ -29,12 +29,7 @@ print(litert_from_keras(model, sys.argv[1])(np.zeros((2, 48, 48, 1), np.float32)
 
 @pytest.fixture(scope="module")
 def narrow_model(tmp_path_factory):
-    """A little VGG four filters wide (small, quick to convert) with its LiteRT cache beside it."""
-    path = tmp_path_factory.mktemp("narrow") / "m.h5"
-    model = build_little_vgg(len(CLASSES), widths=(4,) * 5, dense_widths=(8, 8))
-    save_model(model, path, CLASSES)
-    litert_from_keras(model, path)
-    return path
+    return save_narrow_model(tmp_path_factory.mktemp("narrow") / "m.h5")
 
 
 @pytest.fixture
@@ -47,6 +42,7 @@ def cache_files(folder):
     return sorted(folder.glob(".m.h5.*"))
 
 
+@pytest.mark.happens("The hidden LiteRT file beside the model is damaged")
 @pytest.mark.parametrize("damage", ["truncated", "empty"])
 def test_a_damaged_cache_is_converted_again_and_replaced(narrow_model, model_copy, damage, capfd):
     [good] = cache_files(narrow_model.parent)
@@ -73,6 +69,7 @@ def test_a_folder_that_cannot_be_written_still_works(model_copy, monkeypatch):
     assert cache_files(model_copy.parent) == [] and list((model_copy.parent / "cache").rglob("*.tflite")) == []
 
 
+@pytest.mark.happens("The hidden LiteRT file beside the model is damaged")
 def test_runs_started_together_while_the_cache_is_being_written_all_succeed(model_copy, monkeypatch):
     """Two runs start at once while this process is halfway through writing the cache, as on a slow disk."""
     model, _ = load_model(model_copy)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_script, user_environment, write_dataset
+from tests.conftest import ROOT, narrow_vgg, run_script, user_environment, write_dataset
 
 
 def start_training(data, model_out, epochs, in_background=False):
@@ -51,6 +51,8 @@ def data(tmp_path):
     return tmp_path
 
 
+@pytest.mark.option("--epochs", "--resume")
+@pytest.mark.happens("Training is interrupted")
 @pytest.mark.e2e
 def test_kill_9_mid_run_then_resume_continues_schedule_and_epochs(data, trainer):
     model_out = data / "m.h5"
@@ -80,6 +82,7 @@ def test_kill_9_mid_run_then_resume_continues_schedule_and_epochs(data, trainer)
     assert model_out.is_file() and not (data / "m.backup").exists()
 
 
+@pytest.mark.happens("Training is interrupted")
 @pytest.mark.e2e
 @pytest.mark.skipif(os.name != "posix", reason="signal delivery to a child process")
 @pytest.mark.parametrize(("stop", "in_background"), [(signal.SIGINT, True), (signal.SIGTERM, True)],
@@ -128,9 +131,8 @@ def test_a_crash_while_saving_a_new_best_leaves_the_earlier_best_whole(tmp_path,
     import keras
     import numpy as np
 
-    from emotion.model import build_little_vgg
     from emotion.train import best_checkpoint
-    model = build_little_vgg(5, widths=(4,) * 5, dense_widths=(8, 8))
+    model = narrow_vgg(5)
     best = tmp_path / "m.best.h5"
 
     def checkpoint(initial_best):

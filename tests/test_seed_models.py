@@ -106,6 +106,7 @@ def faces():
     return np.stack([pattern_image(label, seed) for label in range(5) for seed in range(2)])[..., None]
 
 
+@pytest.mark.happens("The model file is missing, truncated or not HDF5")
 @pytest.mark.parametrize("legacy_list", [False, True], ids=["keras 2.3", "keras 2.0-2.2"])
 def test_a_keras2_file_of_the_seed_s_shape_answers_as_the_rebuilt_net_on_pixels_scaled_to_0_1(
         tmp_path, faces, capsys, legacy_list):
@@ -139,6 +140,7 @@ class no_warnings:
         assert not self.seen, [str(warning.message) for warning in self.seen]
 
 
+@pytest.mark.option("--convert")
 def test_convert_writes_the_class_names_and_scaling_into_a_file_that_loads_silently(tmp_path, faces, capsys):
     layers = seed_layers()
     weights = random_weights(layers, seed=3)
@@ -153,6 +155,7 @@ def test_convert_writes_the_class_names_and_scaling_into_a_file_that_loads_silen
                                rebuilt(weights).predict(faces / 255.0, verbose=0), atol=1e-5)
 
 
+@pytest.mark.option("--convert")
 def test_convert_refuses_a_model_whose_outputs_do_not_match_the_classes(tmp_path):
     seed_file = write_keras2_h5(tmp_path / "seed.h5", seed_layers(), random_weights(seed_layers()))
     with pytest.raises(SystemExit, match="has 5 outputs, not one for each of the 3 --classes"):
@@ -160,6 +163,7 @@ def test_convert_refuses_a_model_whose_outputs_do_not_match_the_classes(tmp_path
                                       "--model-out", str(tmp_path / "converted.h5")])
 
 
+@pytest.mark.happens("The model file is missing, truncated or not HDF5")
 def test_test_py_labels_a_face_with_a_seed_era_file_as_the_rebuilt_net_and_no_keras_warning(tmp_path):
     import cv2
 

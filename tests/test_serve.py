@@ -312,6 +312,7 @@ def test_bad_addresses(text):
         parse_address(text)
 
 
+@pytest.mark.option("--serve", "--token", "--certfile", "--keyfile")
 @pytest.mark.parametrize("args, message", [
     (["--serve", "0.0.0.0:99999"], "[HOST:]PORT"),
     (["--serve", "8000", "--certfile", "cert.pem"], "--certfile and --keyfile go together"),
@@ -330,6 +331,7 @@ def free_port():
         return probe.getsockname()[1]
 
 
+@pytest.mark.option("--serve")
 def test_serve_off_loopback_prints_a_token_url_and_asks_for_it():
     port = free_port()
     server = subprocess.Popen([sys.executable, str(ROOT / "test.py"), "--serve", f"0.0.0.0:{port}"], cwd=ROOT,
@@ -355,6 +357,7 @@ def test_serve_off_loopback_prints_a_token_url_and_asks_for_it():
         server.wait(timeout=30)
 
 
+@pytest.mark.option("--token", "--certfile", "--keyfile")
 def test_serve_over_https(tmp_path):
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
@@ -382,6 +385,7 @@ def test_serve_over_https(tmp_path):
         server.wait(timeout=30)
 
 
+@pytest.mark.option("--serve")
 def test_a_port_in_use_ends_with_one_line():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -16,28 +16,12 @@ from emotion.sources import (
     open_source,
     sample_face,
 )
-from tests.conftest import run_script, write_video
+from tests.conftest import StoppingCamera, run_script, write_video
 
 
-class StoppingCamera:
-    """A capture that delivers `frames` frames, then fails forever, like an unplugged webcam."""
-
-    def __init__(self, frames):
-        self.left, self.released = frames, False
-
-    def read(self):
-        time.sleep(0.005)  # a frame every 5 ms, as a (fast) camera gives them
-        if self.left == 0:
-            return False, None
-        self.left -= 1
-        return True, np.full((4, 4, 3), self.left, np.uint8)
-
-    def release(self):
-        self.released = True
-
-
+@pytest.mark.happens("The camera stops delivering frames")
 def test_camera_that_stops_delivering_ends_cleanly_with_a_message():
-    camera = StoppingCamera(5)
+    camera = StoppingCamera(frames=5)
     source = Source("camera", _camera_frames(camera, retries=3, retry_wait=0.02), 30.0, (4, 4))
     frames = [frame for _, frame in source.frames()]
     assert 1 <= len(frames) <= 5
@@ -54,6 +38,7 @@ def test_demo_source_is_a_moving_real_face():
     assert next(demo.frames())[1].shape == (480, 640, 3)
 
 
+@pytest.mark.happens("A folder source holds an image that cannot be read")
 def test_sources_are_recognised_by_what_they_are(tmp_path, face_video):
     cv2.imwrite(str(tmp_path / "a.png"), np.zeros((10, 10, 3), np.uint8))
     (tmp_path / "notes.txt").write_text("x")
@@ -80,6 +65,7 @@ def test_output_checks_protect_existing_files(tmp_path, face_video):
     check_output(tmp_path / "out.mp4", face_video, overwrite=True)
 
 
+@pytest.mark.happens("A video is truncated or corrupt")
 def test_truncated_video_processes_every_readable_frame_and_warns(tiny_model, tmp_path):
     video = write_video(tmp_path / "clip.avi", demo_frames(count=30))
     video.write_bytes(video.read_bytes()[: int(video.stat().st_size * 0.6)])
@@ -171,7 +157,7 @@ def test_a_camera_is_opened_by_its_index_with_its_size_and_rate(monkeypatch):
 def test_a_camera_that_recovers_within_its_retries_goes_on():
     class Hiccup(StoppingCamera):
         def __init__(self):
-            super().__init__(6)
+            super().__init__(frames=6)
             self.reads = 0
 
         def read(self):
@@ -380,7 +366,7 @@ def test_a_window_needs_a_display_on_linux(monkeypatch):
 def test_a_camera_gets_exactly_its_retries_in_a_row_even_before_its_first_frame():
     class SlowStart(StoppingCamera):
         def __init__(self, failures):
-            super().__init__(3)
+            super().__init__(frames=3)
             self.failures = failures
 
         def read(self):
@@ -435,7 +421,7 @@ def test_a_folder_run_finds_its_videos_by_name_and_writes_one_file_per_input_int
 
 
 def test_a_live_source_that_ends_still_gives_its_last_frame():
-    camera = StoppingCamera(3)
+    camera = StoppingCamera(frames=3)
     source = Source("camera", _camera_frames(camera, retries=2, retry_wait=0.01), 30.0, (4, 4))
     frames = []
     for _, frame in source.frames():

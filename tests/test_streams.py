@@ -14,8 +14,7 @@ import imageio_ffmpeg
 import pytest
 
 from emotion.sources import masked
-from tests.conftest import ROOT, run_script, user_environment
-from tests.test_cli import assert_one_line_error
+from tests.conftest import ROOT, assert_one_line_error, run_script, user_environment
 
 RECONNECT_S = 2
 
@@ -72,6 +71,7 @@ def logged_frames(log):
     return [json.loads(line)["frame"] for line in log.read_text().splitlines()]
 
 
+@pytest.mark.option("--source")
 def test_a_stream_is_read_like_a_camera(camera, tmp_path):
     log = tmp_path / "faces.jsonl"
     result = run_script("test.py", "--source", camera.url, "--no-display", "--max-frames", 20, "--log", log,
@@ -83,6 +83,7 @@ def test_a_stream_is_read_like_a_camera(camera, tmp_path):
     assert result.stderr == "" and "secret" not in result.stdout  # and no progress bar, which goes to stderr
 
 
+@pytest.mark.happens("A stream drops")
 def test_a_stream_that_comes_back_within_reconnect_s_goes_on(camera, tmp_path):
     log = tmp_path / "faces.jsonl"
     run = start_live_loop(camera.url, log, "--max-frames", 60)
@@ -97,6 +98,8 @@ def test_a_stream_that_comes_back_within_reconnect_s_goes_on(camera, tmp_path):
     assert err == "" and "secret" not in out
 
 
+@pytest.mark.option("--reconnect-s")
+@pytest.mark.happens("A stream drops")
 def test_a_stream_that_stays_down_ends_the_run_with_one_warning(camera, tmp_path):
     log = tmp_path / "faces.jsonl"
     run = start_live_loop(camera.url, log)
@@ -114,6 +117,7 @@ def test_a_stream_that_stays_down_ends_the_run_with_one_warning(camera, tmp_path
     assert "secret" not in out
 
 
+@pytest.mark.happens("A stream never opens")
 @pytest.mark.parametrize("answer", ["nobody listens", "listens but never answers"])
 def test_a_stream_that_never_opens_gives_one_line_in_time(answer, tmp_path):
     with socket.socket() as server:
@@ -131,6 +135,7 @@ def test_a_stream_that_never_opens_gives_one_line_in_time(answer, tmp_path):
     assert "secret" not in result.stdout + result.stderr
 
 
+@pytest.mark.happens("A stream drops")
 @pytest.mark.parametrize("url, shown", [
     ("rtsp://admin:hunter2@10.0.0.5:554/stream1?channel=1", "rtsp://admin:***@10.0.0.5:554/stream1?channel=1"),
     ("rtsp://admin:p@ss@cam/live", "rtsp://admin:***@cam/live"),

@@ -3,7 +3,7 @@ import pytest
 
 from emotion.batches import one_hot_targets
 from emotion.model import build_little_vgg
-from emotion.train import compile_model, recalibrate_batch_norm
+from emotion.train import compile_model, reestimate_batch_norm
 
 
 def random_faces(count):
@@ -83,7 +83,7 @@ def test_weight_averaging_puts_the_average_weights_in_the_model_at_each_epoch_en
     assert moved_by_first_epoch_end(weight_averaging=True) < moved_by_first_epoch_end() / 4
 
 
-def test_recalibrating_sets_batch_norm_statistics_to_their_mean_over_the_faces_and_their_mirror_images():
+def test_reestimating_sets_batch_norm_statistics_to_their_mean_over_the_faces_and_their_mirror_images():
     import keras
     model = build_little_vgg(5)
     # Brighter to the right, so that a face and its mirror image give the first layer different activations, and
@@ -94,10 +94,10 @@ def test_recalibrating_sets_batch_norm_statistics_to_their_mean_over_the_faces_a
     activations = keras.Model(model.input, model.get_layer("block1_elu1").output).predict(both, verbose=0)
     first = model.get_layer("block1_bn1")
 
-    recalibrate_batch_norm(model, faces, batch_size=32)  # one batch: the statistics of all 64 faces
+    reestimate_batch_norm(model, faces, batch_size=32)  # one batch: the statistics of all 64 faces
     np.testing.assert_allclose(first.moving_mean, activations.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(first.moving_variance, activations.var(axis=(0, 1, 2)), rtol=1e-3, atol=1e-5)
-    recalibrate_batch_norm(model, faces, batch_size=8)  # four batches weigh alike: their means' mean is the mean
+    reestimate_batch_norm(model, faces, batch_size=8)  # four batches weigh alike: their means' mean is the mean
     np.testing.assert_allclose(first.moving_mean, activations.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-5)
 
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]

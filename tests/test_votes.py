@@ -21,9 +21,7 @@ from emotion.data import (
     vote_targets,
     votes_of_files,
 )
-from tests.conftest import CLASSES, load_script
-from tests.test_data import pixels_of, write_fer_csv
-from tests.test_readme_promises import narrow_network, write_classes
+from tests.conftest import CLASSES, load_script, narrow_network, pixels_of, write_classes, write_fer_csv
 
 
 def votes(**counts):
@@ -71,6 +69,7 @@ def test_a_class_that_fer_plus_has_no_votes_for_is_refused():
         vote_targets(votes(neutral=10)[None], ["neutral", "bored"])
 
 
+@pytest.mark.happens("A votes file does not fit the images")
 def test_a_votes_file_is_keyed_by_class_folder_and_file(tmp_path):
     # FER2013 itself files two different images under one name in two folders.
     path = write_votes(tmp_path / "train.csv", [("neutral", "Training_1.jpg", votes(neutral=10)),
@@ -85,6 +84,7 @@ def test_a_votes_file_is_keyed_by_class_folder_and_file(tmp_path):
         load_votes_by_file(clash)
 
 
+@pytest.mark.happens("A votes file does not fit the images")
 @pytest.mark.parametrize(("content", "message"), [
     ("file,class,neutral,happiness\nx.jpg,happy,1,9\n", "lacks the column.*surprise, sadness.*NF"),
     ("file,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n", "lacks the column.*class"),
@@ -194,6 +194,7 @@ def voted_folders(tmp_path):
     return tmp_path
 
 
+@pytest.mark.option("--votes", "--val-votes")
 def test_votes_train_every_folder_s_faces_on_their_vote_shares_and_validate_on_the_majority(voted_folders, datasets):
     root = voted_folders
     with pytest.raises(Batches):
@@ -215,6 +216,7 @@ def test_votes_train_every_folder_s_faces_on_their_vote_shares_and_validate_on_t
     assert len(val_images) == 10
 
 
+@pytest.mark.option("--votes", "--val-votes")
 def test_a_run_on_votes_reports_fer_plus_majority_and_fer2013_labels_side_by_side(voted_folders):
     root = voted_folders
     with pytest.MonkeyPatch.context() as patch, narrow_network(patch):
@@ -233,6 +235,8 @@ def test_a_run_on_votes_reports_fer_plus_majority_and_fer2013_labels_side_by_sid
     assert "FER+ majority labels: validation accuracy" in stdout and "FER2013 labels: validation accuracy" in stdout
 
 
+@pytest.mark.option("--ferplus")
+@pytest.mark.happens("A votes file does not fit the images")
 def test_votes_from_the_kaggle_csv_and_fer2013new_csv(tmp_path, datasets):
     kaggle_ids = {"angry": 0, "happy": 3, "neutral": 6, "sad": 4, "surprise": 5}
     vote_names = {"angry": "anger", "happy": "happiness", "neutral": "neutral", "sad": "sadness",
@@ -257,6 +261,7 @@ def test_votes_from_the_kaggle_csv_and_fer2013new_csv(tmp_path, datasets):
     assert outcome.startswith("error: ") and "has 15 rows but the fer2013 CSV has more" in outcome
 
 
+@pytest.mark.option("--ferplus")
 @pytest.mark.parametrize(("options", "message"), [
     (("--ferplus", "new.csv"), "--ferplus goes with --csv"),
     (("--csv", "fer2013.csv", "--votes", "votes.csv"), "--votes and --val-votes label image folders"),
@@ -267,6 +272,8 @@ def test_votes_options_that_cannot_work_are_refused_in_one_line(tmp_path, option
     assert outcome.startswith("error: ") and message in outcome
 
 
+@pytest.mark.option("--votes")
+@pytest.mark.happens("A votes file does not fit the images")
 def test_training_images_without_votes_stop_the_run_in_one_line(voted_folders):
     root = voted_folders
     with open(root / "train.csv") as file:  # the votes of the 0.png images only

@@ -13,7 +13,7 @@ from emotion.draw import BAR_GAP, BAR_LENGTH, draw_scores, label_colour
 from emotion.sources import Source, sample_face
 from emotion.track import Face, FaceTracker
 from emotion.window import CALIBRATE, PAUSE, QUIT, SAVE, SCORES, Player, calibrate_largest_face, handle_key, wait_s
-from tests.conftest import run_script
+from tests.conftest import FakeScreen, run_script
 
 NAMES = ["sad", "happy", "angry"]  # not alphabetical: colours follow the model's own class order
 
@@ -33,26 +33,9 @@ def test_a_file_is_paced_by_its_frame_rate_a_live_source_never():
     assert wait_s(0.0, start=100.0, index=10, now=100.1, live=False) == 0  # images have no frame rate
 
 
-class FakeScreen:
-    """cv2's window calls, with no display: keys pressed in turn, then none; waitKey waits as the real one does."""
-
-    def __init__(self, monkeypatch, keys=()):
-        self.keys, self.shown = [ord(key) if isinstance(key, str) else key for key in keys], []
-        monkeypatch.setattr(cv2, "imshow", lambda title, image: self.shown.append(image.copy()))
-        monkeypatch.setattr(cv2, "waitKey", self.wait_key)
-        monkeypatch.setattr(cv2, "getWindowProperty", lambda title, prop: 1.0)
-        monkeypatch.setattr(cv2, "destroyAllWindows", lambda: None)
-
-    def wait_key(self, ms):
-        key = self.keys.pop(0) if self.keys else -1
-        if key == -1:
-            time.sleep(ms / 1000)
-        return key
-
-
-def draw(image, scores):
+def draw(image, bars):
     """A stand-in overlay: a white frame with the score bars, a grey one without."""
-    image[:] = 255 if scores else 128
+    image[:] = 255 if bars else 128
     return image
 
 
@@ -84,7 +67,7 @@ def test_keys_pause_switch_the_bars_save_resume_and_quit(monkeypatch, tmp_path, 
     assert [image[0, 0, 0] for image in screen.shown] == [128, 255]  # b drew the paused frame again, with bars
     assert "saved emotion-frame0.png" in capsys.readouterr().out
     assert cv2.imread(str(tmp_path / "emotion-frame0.png"))[0, 0, 0] == 255  # what was shown when s was pressed
-    assert player.scores and not player.stopped
+    assert player.bars and not player.stopped
     # The clock stood still while paused: the next frame is due 1/25 s after the resume, not at once.
     assert play(player, 1) >= 0.02
     screen.keys = [ord("q")]
@@ -112,7 +95,7 @@ def test_key_c_calibrates_the_largest_face_shown_for_two_seconds_of_frames(monke
 
 def test_an_image_stays_until_a_key_and_b_redraws_it(monkeypatch):
     screen = FakeScreen(monkeypatch, [-1, -1, "b", -1, " "])
-    player = Player(video("folder", fps=0.0), scores=True)
+    player = Player(video("folder", fps=0.0), bars=True)
     shown = player.show(np.zeros((8, 8, 3), np.uint8), draw)
     assert not screen.keys and not player.stopped  # it waited for the space, which moves on to the next image
     assert [image[0, 0, 0] for image in screen.shown] == [255, 128] and shown[0, 0, 0] == 128
@@ -152,6 +135,7 @@ def test_score_bars_follow_the_scores_in_each_class_colour(box, side):
     assert heights == sorted(heights), "one row per class, in the model's order"
 
 
+@pytest.mark.option("--scores")
 def test_scores_option_draws_bars_into_the_output_video(tiny_model, face_video, tmp_path):
     frames = {}
     for option in ([], ["--scores"]):
@@ -165,6 +149,7 @@ def test_scores_option_draws_bars_into_the_output_video(tiny_model, face_video, 
     assert all(np.abs(a.astype(int) - b).max() > 100 for a, b in zip(frames[False][2:], frames[True][2:]))
 
 
+@pytest.mark.option("--log")
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
 def test_a_folder_log_names_each_image_and_has_no_time(tiny_model, tmp_path, suffix):
     folder = tmp_path / "photos"
