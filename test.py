@@ -11,7 +11,7 @@ import time
 from functools import partial
 from pathlib import Path
 
-from emotion.console import load_quietly
+from emotion.console import command_parser, load_quietly
 from emotion.constants import DEFAULT_MODEL_PATH, DETECTORS, MAX_CHANGE, MIN_FACE, SCAN_EVERY
 from emotion.detect import default_cascade_path
 
@@ -21,13 +21,9 @@ LOG_SUFFIXES = ("", ".jsonl", ".json", ".csv")
 
 def parse_args(argv=None):
     # Each group and help line is the README's ("Options of `test.py`"), word for word; a test holds them together.
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_input_options(parser.add_argument_group("input"))
-    add_output_options(parser.add_argument_group("output"))
-    add_scoring_options(parser.add_argument_group("model and scores"))
-    add_face_options(parser.add_argument_group("finding faces"))
-    add_server_options(parser.add_argument_group("web server"))
+    parser = command_parser(__doc__, [("input", add_input_options), ("output", add_output_options),
+                                      ("model and scores", add_scoring_options),
+                                      ("finding faces", add_face_options), ("web server", add_server_options)])
     return parser.parse_args(argv)
 
 

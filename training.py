@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from emotion.console import load_quietly
+from emotion.console import command_parser, load_quietly
 from emotion.constants import DEFAULT_CLASS_NAMES
 
 # TensorFlow turns oneDNN on by itself only on CPUs with AVX-512-class features, though on an AVX2 CPU it makes this
@@ -29,13 +29,10 @@ DEFAULT_LEARNING_RATES = {"adamw": 2e-3, "sgd": 1e-2}
 
 def parse_args(argv=None):
     # Each group and help line is the README's ("Training: `training.py`"), word for word; a test holds them together.
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_data_options(parser.add_argument_group("data and labels"))
-    add_schedule_options(parser.add_argument_group("schedule"))
-    add_target_options(parser.add_argument_group("targets and augmentation"))
-    add_starting_options(parser.add_argument_group("starting points and teachers"))
-    add_output_options(parser.add_argument_group("output, and runs that train nothing"))
+    parser = command_parser(__doc__, [("data and labels", add_data_options), ("schedule", add_schedule_options),
+                                      ("targets and augmentation", add_target_options),
+                                      ("starting points and teachers", add_starting_options),
+                                      ("output, and runs that train nothing", add_output_options)])
     return checked(parser.parse_args(argv))
 
 

@@ -19,7 +19,6 @@ muxspace: the people with two or more neutral photos and at least one other, tru
 is scored once with each of the person's other neutral photos as the calibration, and its share of right
 answers counted.
 """
-import argparse
 import csv
 import sys
 from collections import defaultdict
@@ -36,9 +35,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from benchmarks.common import command_line, numbers
+from benchmarks.common import benchmark_parser, command_line, numbers
 from emotion.calibrate import ALPHA, NEUTRAL_TARGET, Calibration
-from emotion.constants import DEFAULT_MODEL_PATH
 from emotion.recognizer import EmotionRecognizer
 from emotion.sources import SourceError
 
@@ -134,9 +132,7 @@ def measure_leave_one_out(scorer, people, settings):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="the .h5 model")
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--real-dir", type=Path, default=repo_root / "../shared/real/faces",
                         help="holds yale/ and muxspace/, each <class>/<photo> with an index.csv naming each subject")
     parser.add_argument("--alphas", type=numbers, default=[0.25, 0.5, 0.75, 1.0], help="strengths to try")

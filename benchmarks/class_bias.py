@@ -9,7 +9,6 @@ photo: FER2013's test/ faces labelled by FER+'s majority (18 views, LiteRT, as b
 the real photos end to end (EmotionRecognizer.detect, its largest face; no face counts as wrong, as
 benchmarks/real_faces.py). Each factor then re-ranks those scores.
 """
-import argparse
 import sys
 from pathlib import Path
 
@@ -24,8 +23,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from benchmarks.common import command_line, leaned_predictions, list_photos, live_scores, numbers, score
-from emotion.constants import DEFAULT_MODEL_PATH
+from benchmarks import common
 from emotion.data import DatasetError, load_folder_by_votes
 from emotion.model import ModelFileError
 from emotion.recognizer import EmotionRecognizer
@@ -42,11 +40,10 @@ def photo_scores(recognizer, paths, class_names, desc):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="our .h5 model")
+    parser = common.benchmark_parser(__doc__)
     parser.add_argument("--lean", default="sad", help="the class whose score is multiplied")
-    parser.add_argument("--factors", type=numbers, default=[1, 1.5, 2, 2.2, 2.5, 3], help="comma-separated factors")
+    parser.add_argument("--factors", type=common.numbers, default=[1, 1.5, 2, 2.2, 2.5, 3],
+                        help="comma-separated factors")
     parser.add_argument("--data-dir", type=Path, default=repo_root / "../shared/fer2013/test",
                         help="test images as <class>/*.jpg")
     parser.add_argument("--votes", type=Path, default=repo_root / "../shared/ferplus/test.csv",
@@ -71,13 +68,13 @@ def main(argv=None) -> int:
         return 2
 
     # The recognizer's own classifier, so the test faces are scored by what scores the photos.
-    scored = {"FER+ test": (live_scores(recognizer.classifier, test.images, shifted=True), test.labels)}
+    scored = {"FER+ test": (common.live_scores(recognizer.classifier, test.images, shifted=True), test.labels)}
     for name in set_names:
-        paths, labels = list_photos(args.real_dir / name, class_names, None)
+        paths, labels = common.list_photos(args.real_dir / name, class_names, None)
         scored[name] = (photo_scores(recognizer, paths, class_names, name), labels)
 
     column = class_names.index(args.lean)
-    print("command: " + command_line(argv))
+    print("command: " + common.command_line(argv))
     print(f"model: {args.model}; each cell: accuracy (recall {' / '.join(class_names)}), "
           f"{args.lean}'s score multiplied by the factor\n")
     print("| factor | " + " | ".join(f"{name} ({len(labels)})" for name, (_, labels) in scored.items()) + " |")
@@ -85,7 +82,7 @@ def main(argv=None) -> int:
     for factor in args.factors:
         cells = []
         for scores, labels in scored.values():
-            results = score(labels, leaned_predictions(scores, column, factor), class_names)
+            results = common.score(labels, common.leaned_predictions(scores, column, factor), class_names)
             recalls = " / ".join(f"{results['per_class'][name]['recall']:.0%}"
                                  if results["per_class"][name]["support"] else "-" for name in class_names)
             cells.append(f"{results['accuracy']:.1%} ({recalls})")

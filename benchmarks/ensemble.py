@@ -10,7 +10,6 @@ sample of the training images: answers that merely repeat the labels there teach
 trained with --hold-out is also scored apart on the sampled images of its held-out fold, which it never saw, and
 on the others.
 """
-import argparse
 import shlex
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 repo_root = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(repo_root))
 
+from benchmarks.common import benchmark_parser
 from emotion.console import load_quietly
 
 load_quietly()
@@ -33,8 +33,7 @@ FER2013 = repo_root.parent / "shared" / "fer2013"
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = benchmark_parser(__doc__, model=False)
     parser.add_argument("--model", type=Path, action="append", required=True,
                         help="a trained .h5 (repeat it; all must share their classes)")
     parser.add_argument("--data-dir", type=Path, default=FER2013 / "test", help="faces scored, as <class>/*.jpg")

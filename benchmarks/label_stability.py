@@ -6,7 +6,6 @@
 Each face is held still in a 640x480 frame for --frames frames, with webcam-like sensor noise and
 flickering light, so any label change is flicker, not a real change of expression.
 """
-import argparse
 import sys
 from itertools import pairwise
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 repo_root = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(repo_root))
 
+from benchmarks.common import benchmark_parser
 from emotion.console import load_quietly
 
 load_quietly()
@@ -22,7 +22,6 @@ import cv2
 import numpy as np
 
 from emotion.classify import crop_faces
-from emotion.constants import DEFAULT_MODEL_PATH
 from emotion.data import DatasetError, load_image_folder
 from emotion.model import ModelFileError
 from emotion.recognizer import EmotionRecognizer
@@ -45,9 +44,7 @@ def changes(labels):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="the .h5 model")
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--data-dir", type=Path, default=repo_root / "../shared/fer2013/test",
                         help="test images as <class>/*.jpg")
     parser.add_argument("--faces", type=int, default=100, help="faces drawn at random (fixed seed)")

@@ -6,7 +6,6 @@
     python benchmarks/labelled_video.py --scan-every 1 --frames-per-face 30
     python benchmarks/labelled_video.py --votes none       # FER2013's folder labels instead of FER+'s majority
 """
-import argparse
 import inspect
 import os
 import platform
@@ -24,20 +23,8 @@ load_quietly()
 import cv2
 import numpy as np
 
-from benchmarks.common import (
-    BORDER,
-    FACE_SIZES,
-    FRAME_SIZE,
-    command_line,
-    make_video,
-    match,
-    numbers,
-    positive,
-    sample_faces,
-    write_video,
-)
+from benchmarks import common
 from emotion.classify import crop_faces
-from emotion.constants import DEFAULT_MODEL_PATH
 from emotion.data import DatasetError
 from emotion.detect import CascadeError, to_gray
 from emotion.model import ModelFileError
@@ -55,7 +42,7 @@ def run_live_path(source, truth, recognizer, labels, margins):
     # One pass, frames never kept: 800 frames of 640x480 would hold 700 MB.
     for (_, frame), faces in zip(source.frames(), truth):
         shown = recognizer.process(frame, tracker)
-        pairs = match([face.box for face in shown], faces)
+        pairs = common.match([face.box for face in shown], faces)
         wrong_boxes += len(shown) - len(pairs)
         found += [(index, decoded) for index, _ in pairs]
         decoded += 1
@@ -72,20 +59,18 @@ def run_live_path(source, truth, recognizer, labels, margins):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="the .h5 model")
+    parser = common.benchmark_parser(__doc__)
     parser.add_argument("--data-dir", type=Path, default=repo_root / "../shared/fer2013/test",
                         help="test images as <class>/*.jpg")
     parser.add_argument("--votes", default=str(repo_root / "../shared/ferplus/test.csv"),
                         help="FER+ votes of --data-dir's images: faces are drawn and scored by FER+'s majority label; "
                         "'none' takes the folder labels")
-    parser.add_argument("--faces-per-class", type=positive, default=60, help="faces drawn from each class")
-    parser.add_argument("--per-frame", type=positive, default=3, help="faces shown at once")
-    parser.add_argument("--frames-per-face", type=positive, default=8, help="frames each face stays on screen")
-    parser.add_argument("--margins", type=numbers, default="0,0.1,0.2", help="crop margins to compare")
+    parser.add_argument("--faces-per-class", type=common.positive, default=60, help="faces drawn from each class")
+    parser.add_argument("--per-frame", type=common.positive, default=3, help="faces shown at once")
+    parser.add_argument("--frames-per-face", type=common.positive, default=8, help="frames each face stays on screen")
+    parser.add_argument("--margins", type=common.numbers, default="0,0.1,0.2", help="crop margins to compare")
     shipped = inspect.signature(EmotionRecognizer).parameters
-    parser.add_argument("--scan-every", type=positive, default=shipped["scan_every"].default,
+    parser.add_argument("--scan-every", type=common.positive, default=shipped["scan_every"].default,
                         help="search the whole frame every n-th frame, in between only near the followed faces "
                              "(test.py --scan-every)")
     parser.add_argument("--no-verify", action="store_true",
@@ -101,9 +86,9 @@ def main(argv=None) -> int:
             recognizer = EmotionRecognizer(model=args.model, scan_every=args.scan_every, verify=not args.no_verify)
             names = recognizer.class_names
             votes = None if args.votes.lower() == "none" else args.votes
-            images, labels = sample_faces(args.data_dir, names, args.faces_per_class, args.seed, votes)
+            images, labels = common.sample_faces(args.data_dir, names, args.faces_per_class, args.seed, votes)
             path = Path(folder) / "labelled.mp4"
-            truth = write_video(path, make_video(images, args.per_frame, args.frames_per_face, args.seed))
+            truth = common.write_video(path, common.make_video(images, args.per_frame, args.frames_per_face, args.seed))
             source = open_source(path)
         # A missing folder or model deserves one line, not a traceback.
         except (DatasetError, ModelFileError, CascadeError, SourceError) as error:
@@ -131,14 +116,14 @@ def main(argv=None) -> int:
                     f"{(accuracy - found_direct) * 100:+.1f} | {right / appearances:.1%} |")
     shown_accuracy = shown_right / len(found) if found else float("nan")
 
-    command = command_line(argv)
+    command = common.command_line(argv)
     haar = recognizer.detector.cascade
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs; OpenCV {cv2.__version__}\n"
           f"command: {command}\n"
           f"{len(images)} FER faces from {args.data_dir.resolve()} ({', '.join(names)}), seed {args.seed}, labelled "
           f"by {'FER+ majority' if votes else 'their folder (FER2013)'}\n"
-          f"video: {decoded} frames {FRAME_SIZE[0]}x{FRAME_SIZE[1]}, {args.per_frame} faces at a time, "
-          f"{FACE_SIZES[0]}-{FACE_SIZES[1]} px wide with a {BORDER:.0%} border, each shown "
+          f"video: {decoded} frames {common.FRAME_SIZE[0]}x{common.FRAME_SIZE[1]}, {args.per_frame} faces at a time, "
+          f"{common.FACE_SIZES[0]}-{common.FACE_SIZES[1]} px wide with a {common.BORDER:.0%} border, each shown "
           f"{args.frames_per_face} frames: {appearances} ground-truth faces\n"
           f"live path: EmotionRecognizer.process with a FaceTracker, as test.py runs it: Haar at "
           f"min_face={recognizer.detector.min_face} (scale factor {haar.scale_factor}, min_neighbors {haar.min_neighbors}), "

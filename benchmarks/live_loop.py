@@ -4,7 +4,6 @@
     python benchmarks/live_loop.py --frames 30              # a quick look
     python benchmarks/live_loop.py --video clip.mp4 --video other.mp4
 """
-import argparse
 import itertools
 import os
 import platform
@@ -25,9 +24,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from benchmarks.common import command_line, positive
+from benchmarks.common import benchmark_parser, command_line, positive
 from emotion.classify import crop_faces
-from emotion.constants import DEFAULT_MODEL_PATH
 from emotion.detect import HAAR_WINDOW, CascadeError, HaarCascade, to_gray
 from emotion.draw import draw_faces, draw_fps
 from emotion.model import ModelFileError, load_model
@@ -218,9 +216,7 @@ def detection_table(detection):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="the .h5 model")
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--frames", type=positive, default=300, help="frames per video (generated ones and --video)")
     parser.add_argument("--video", type=Path, action="append", default=[], help="also time this video file")
     parser.add_argument("--scan-every", type=positive, default=1,

@@ -18,7 +18,6 @@ without the overlays, and `fer` (its Haar loop, frame by frame) likewise. A fals
 overlaid frame that overlaps no box the same detector showed on the clean frame. A face lost: a box shown on
 the clean frame, on a face either release shows there, that overlaps none on the overlaid frame.
 """
-import argparse
 import json
 import sys
 import tempfile
@@ -36,6 +35,7 @@ import numpy as np
 
 from benchmarks.common import (
     add_release_arguments,
+    benchmark_parser,
     command_line,
     compare,
     default_wheel,
@@ -83,8 +83,7 @@ def table(rows, names):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = benchmark_parser(__doc__, model=False)
     add_release_arguments(parser)
     parser.add_argument("--wall-frames", type=int, default=240, help="frames of each wall (0: no wall videos)")
     parser.add_argument("--photos", type=int, default=1000,

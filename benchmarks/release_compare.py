@@ -15,7 +15,6 @@ model shows here whatever part of the path it touched. The videos:
 - with --video and --segments, a clip of your own and a CSV of `start_s,end_s,label` rows: in each labelled frame,
   the largest shown face's label is right or wrong, and a frame with no face shown counts wrong.
 """
-import argparse
 import json
 import sys
 import tempfile
@@ -27,6 +26,7 @@ sys.path.insert(0, str(repo_root))
 from benchmarks.common import (
     DIFFERS,
     add_release_arguments,
+    benchmark_parser,
     command_line,
     frame_changes,
     make_video,
@@ -57,8 +57,7 @@ def accuracy_table(base, new, class_names, names):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = benchmark_parser(__doc__, model=False)
     add_release_arguments(parser)
     parser.add_argument("--data-dir", type=Path, default=repo_root / "../shared/fer2013/test",
                         help="FER test faces as <class>/*.jpg, for the labelled clip")

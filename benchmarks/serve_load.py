@@ -9,7 +9,6 @@ WebSocket sends its next JPEG frame only once the last one is answered. Figures 
 round-trip latency, errors (non-2xx, error answers, exceptions, answers out of step) and frames the server
 dropped; and the server's resident memory, sampled through the run, with its slope over the second half.
 """
-import argparse
 import json
 import os
 import platform
@@ -29,7 +28,7 @@ sys.path.insert(0, str(repo_root))
 import cv2
 import numpy as np
 
-from benchmarks.common import command_line
+from benchmarks.common import benchmark_parser, command_line
 from emotion.sources import demo_frames, sample_face
 
 JPEG_QUALITY = 85
@@ -251,8 +250,7 @@ def markdown(figures):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = benchmark_parser(__doc__, model=False)
     parser.add_argument("--duration", type=float, default=600, help="seconds of load")
     parser.add_argument("--clients", type=int, default=3,
                         help="WebSocket clients, each streaming a clip (the server takes at most 8)")

@@ -3,7 +3,6 @@
     python benchmarks/soak.py                     # 10,000 frames of the generated demo video
     python benchmarks/soak.py --frames 2000 --video my_clip.mp4
 """
-import argparse
 import os
 import platform
 import shlex
@@ -19,6 +18,7 @@ import cv2
 repo_root = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(repo_root))
 
+from benchmarks.common import benchmark_parser
 from emotion.sources import demo_frames
 
 
@@ -38,8 +38,7 @@ def rss_mb(pid):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = benchmark_parser(__doc__, model=False)
     parser.add_argument("--frames", type=int, default=10_000, help="frames to push through the loop")
     parser.add_argument("--video", default=None, help="video to loop over (default: the generated demo)")
     parser.add_argument("--warm-up", type=int, default=500, help="frames before memory is taken as the baseline")

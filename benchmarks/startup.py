@@ -9,7 +9,6 @@ load the Keras model and TensorFlow. A first, untimed run makes the LiteRT cache
 timed: a first run on a copy of the model without its LiteRT file, which must load both to convert it (as every
 new clone did before the shipped model's file was committed), and `import tensorflow` alone, for scale.
 """
-import argparse
 import os
 import platform
 import shlex
@@ -27,6 +26,7 @@ from skimage import data
 repo_root = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(repo_root))
 
+from benchmarks.common import benchmark_parser
 from emotion.classify import litert_cache
 from emotion.constants import DEFAULT_MODEL_PATH
 
@@ -46,8 +46,7 @@ def seconds(command, repeats, before_each=lambda: None):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = benchmark_parser(__doc__, model=False)
     parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="model file for test.py")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each command (the median is shown)")
     args = parser.parse_args()

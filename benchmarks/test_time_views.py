@@ -7,7 +7,6 @@ The views are EmotionClassifier.scores' own (LiteRT, as test.py runs): the face 
 and the face moved by classify.SHIFT pixels to each of 9 positions (edges repeated, as training's
 RandomTranslation fills them). Video uses the mirror pair; still images all 18.
 """
-import argparse
 import os
 import platform
 import shlex
@@ -18,6 +17,7 @@ from pathlib import Path
 repo_root = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(repo_root))
 
+from benchmarks.common import benchmark_parser
 from emotion.console import load_quietly
 
 load_quietly()
@@ -25,7 +25,6 @@ load_quietly()
 import numpy as np
 
 from emotion.classify import SHIFT, EmotionClassifier, litert_from_keras
-from emotion.constants import DEFAULT_MODEL_PATH
 from emotion.data import DatasetError, load_image_folder
 from emotion.model import ModelFileError, load_model
 from emotion.report import classification_metrics
@@ -39,9 +38,7 @@ VIEW_SETS = {  # name: (mirror, shifted)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="the .h5 model")
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--data-dir", type=Path, default=repo_root.parent / "shared" / "fer2013" / "test",
                         help="faces as <class>/*.jpg")
     args = parser.parse_args()

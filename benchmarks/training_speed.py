@@ -11,7 +11,6 @@ on the same images, in turn, and its <model>.log.csv gives each epoch's images/s
 left out); the first epoch, which traces the step, is left out of the median. The bare step: synthetic batches
 from memory, the model's training step alone.
 """
-import argparse
 import csv
 import os
 import platform
@@ -25,7 +24,7 @@ from pathlib import Path
 repo_root = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(repo_root))
 
-from benchmarks.common import WORKING_TREE, release_tree
+from benchmarks.common import WORKING_TREE, benchmark_parser, release_tree
 
 VARIANTS = (("float32", False), ("mixed_bfloat16", False), ("float32", True), ("mixed_bfloat16", True))
 # What TensorFlow does by itself on a CPU without AVX-512: oneDNN off. --as-avx2 gives the earlier release this,
@@ -105,8 +104,7 @@ def bare_step_speeds(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = benchmark_parser(__doc__, model=False)
     parser.add_argument("--base", default="HEAD", help="the earlier release: a git commit, branch or tag")
     parser.add_argument("--new", default=WORKING_TREE,
                         help=f"the release to check: a git ref, or {WORKING_TREE} for the checkout as it is")

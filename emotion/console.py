@@ -1,6 +1,18 @@
-"""Keeps native libraries' start-up chatter off the terminal, so users see the scripts' own messages."""
+"""What the scripts share at the terminal: their command lines, and native libraries' start-up chatter kept off it,
+so that users see the scripts' own messages."""
+import argparse
 import os
 from contextlib import contextmanager
+
+
+def command_parser(doc, groups=()):
+    """The argument parser of a script (or benchmark) described by its docstring's first line, with the defaults in
+    --help and an option group for each (title, function that adds the group's options)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for title, add_options in groups:
+        add_options(parser.add_argument_group(title))
+    return parser
 
 
 @contextmanager
