@@ -25,8 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks.common import benchmark_parser, command_line, positive
-from emotion.classify import crop_faces
-from emotion.detect import HAAR_WINDOW, CascadeError, HaarCascade, to_gray
+from emotion.detect import HAAR_WINDOW, CascadeError, HaarCascade
 from emotion.draw import draw_faces, draw_fps
 from emotion.model import ModelFileError, load_model
 from emotion.recognizer import EmotionRecognizer
@@ -34,8 +33,8 @@ from emotion.sources import SourceError, demo_frames, open_source, sample_face
 from emotion.track import FaceTracker
 
 SCAN, NEAR = "detect, whole-frame search", "detect, near the followed faces"
-STAGES = ("decode", "detect", SCAN, NEAR, "crop+resize", "classify per face", "track", "draw", "whole frame")
-SAME_CODE = ("decode", "crop+resize", "track", "draw")
+STAGES = ("decode", "detect", SCAN, NEAR, "crop and compare", "classify per face", "track", "draw", "whole frame")
+SAME_CODE = ("decode", "crop and compare", "track", "draw")
 FPS = 30.0  # the generated videos' rate, and the one delays are quoted at
 
 
@@ -59,7 +58,7 @@ def write_video(path, frames):
 
 def predict_per_face(model, classes):
     """The naive classifier: one model.predict call per face."""
-    def scores(faces):
+    def scores(faces, shifted=False):
         rows = [model.predict(face[None], verbose=0)[0] for face in faces]
         return np.array(rows, np.float32).reshape(len(faces), classes)
     return scores
@@ -78,64 +77,86 @@ class ScanCounter:
         detector.detect = detect
 
 
-def timed_check(verifier, frame, seconds):
-    """is_face(box) for FaceTracker.update: the verifier's check on this frame, its time appended to seconds."""
-    def is_face(box):
-        start = time.perf_counter()
-        try:
-            return verifier.is_face(frame, box)
-        finally:
-            seconds.append(time.perf_counter() - start)
-    return is_face
+class StageClock:
+    """Seconds spent in each stage of the current frame: timed(stage, function) is function, timed."""
+
+    def __init__(self):
+        self.seconds, self.calls = {}, {}
+
+    def timed(self, stage, function, on_call=None):
+        def run(*args, **kwargs):
+            if on_call:
+                on_call(*args, **kwargs)
+            self.calls.setdefault(stage, time.perf_counter())
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+        return run
 
 
-def run_loop(path, frames, find_faces, classify, class_names, margin, scans, verifier=None):
+def run_loop(recognizer, path, frames, scans):
     """({stage: [seconds per frame]}, boxes found per frame, faces shown per frame, (raw, shown) label of
     the largest face on frames with both).
 
-    find_faces(frame, gray, tracker) gives the boxes; scans is the ScanCounter of the detector it searches
-    whole frames with; verifier is the BlazeFace that checks each new face, as EmotionRecognizer.process does.
+    The frame path as test.py runs it (recognizer.frames over the video, read ahead), then the overlay drawn as a
+    window shows it; each stage timed by wrapping the recognizer's and tracker's own methods for this run. scans
+    is the ScanCounter of the cascade it searches whole frames with.
     """
-    stream = open_source(path).frames()
-    tracker = FaceTracker(class_names)
-    times = {stage: [] for stage in STAGES}
-    found, shown, labels, fps = [], [], [], 0.0
-    for _ in range(frames):
-        start = time.perf_counter()
-        item = next(stream, None)
-        if item is None:
-            break
-        frame = item[1]
-        decoded, scanned = time.perf_counter(), scans.count
-        gray = to_gray(frame)  # counted as detection: only the detector needs grey
-        boxes = find_faces(frame, gray, tracker)
-        detected = time.perf_counter()
-        crops = crop_faces(gray, boxes, margin)
-        cropped = time.perf_counter()
-        scores = classify(crops)
-        classified = time.perf_counter()
-        checks = []  # seconds of each BlazeFace check, which the tracker runs inside update
-        faces = tracker.update(boxes, scores, timed_check(verifier, frame, checks) if verifier else None)
-        tracked = time.perf_counter()
-        draw_fps(draw_faces(frame, faces, class_names), fps)
-        end = time.perf_counter()
-        fps = 1 / (end - start)
-        # The check belongs to detection: it decides which boxes are faces.
-        detect = detected - decoded + sum(checks)
-        times["detect"].append(detect)
-        times[SCAN if scans.count > scanned else NEAR].append(detect)
-        for stage, seconds in (("decode", decoded - start), ("crop+resize", cropped - detected),
-                               ("track", tracked - classified - sum(checks)), ("draw", end - tracked),
-                               ("whole frame", end - start)):
-            times[stage].append(seconds)
-        if len(boxes):
-            times["classify per face"].append((classified - cropped) / len(boxes))
+    clock, tracker, found, raw_labels = StageClock(), recognizer.tracker(), [], []
+    names = recognizer.class_names
+
+    def given_to_tracker(boxes, scores, *rest):
         found.append(len(boxes))
-        shown.append(len(faces))
-        if len(boxes) and faces:
-            largest = int(np.argmax(boxes[:, 2] * boxes[:, 3]))  # faces come largest first too
-            labels.append((class_names[int(np.argmax(scores[largest]))], faces[0].label))
-    stream.close()
+        largest = int(np.argmax([w * h for _, _, w, h in boxes])) if len(boxes) else None
+        raw_labels.append(None if largest is None else names[int(np.argmax(scores[largest]))])
+    crops = []
+    wrapped = [(recognizer, "process", "process", None), (recognizer, "find_faces", "detect", None),
+               (recognizer.detector, "is_face", "check", None),
+               (recognizer, "scores", "classify", lambda faces, *rest: crops.append(len(faces))),
+               (tracker, "update", "track", given_to_tracker)]
+    before = [vars(owner).get(method) for owner, method, _, _ in wrapped]  # an instance's own, as the naive path's
+    for owner, method, stage, on_call in wrapped:
+        setattr(owner, method, clock.timed(stage, getattr(owner, method), on_call))
+    times = {stage: [] for stage in STAGES}
+    shown, labels, fps = [], [], 0.0
+    stream = recognizer.frames(open_source(path), tracker, max_frames=frames)
+    try:
+        while True:
+            clock.seconds, clock.calls, scanned = {}, {}, scans.count
+            crops.clear()
+            start = time.perf_counter()
+            frame = next(stream, None)
+            if frame is None:
+                break
+            tracked = time.perf_counter()
+            draw_fps(draw_faces(frame.image, frame.faces, names), fps)
+            end = time.perf_counter()
+            fps = 1 / (end - start)
+            seconds = clock.seconds
+            check = seconds.get("check", 0.0)  # BlazeFace's check runs inside the tracker's update: detection
+            detect = seconds.get("detect", 0.0) + check
+            times["detect"].append(detect)
+            times[SCAN if scans.count > scanned else NEAR].append(detect)
+            track = seconds.get("track", 0.0) - check
+            classify = seconds.get("classify", 0.0)
+            for stage, value in (("decode", clock.calls["process"] - start), ("track", track), ("draw", end - tracked),
+                                 ("crop and compare", seconds["process"] - detect - classify - track),
+                                 ("whole frame", end - start)):
+                times[stage].append(value)
+            if sum(crops):
+                times["classify per face"].append(classify / sum(crops))
+            shown.append(len(frame.faces))
+            if raw_labels[-1] is not None and frame.faces:
+                labels.append((raw_labels[-1], frame.faces[0].label))
+    finally:
+        stream.close()
+        for (owner, method, _, _), function in zip(wrapped, before):
+            if function is None:
+                delattr(owner, method)  # the class's own method again
+            else:
+                setattr(owner, method, function)
     return times, found, shown, labels
 
 
@@ -234,8 +255,10 @@ def main(argv=None) -> int:
         try:
             recognizer = EmotionRecognizer(model=args.model)  # the live loop exactly as shipped
             other = EmotionRecognizer(model=args.model, scan_every=args.scan_every)
-            # min_face at the cascade's own window: the frame is searched at full size, as before min_face.
-            naive_detector = HaarCascade(min_face=HAAR_WINDOW, scale_factor=1.1)
+            # The naive path: the whole frame searched by Haar at full size (min_face at the cascade's own window, as
+            # before min_face) in every frame, no BlazeFace check, every face classified by model.predict alone.
+            naive = EmotionRecognizer(model=args.model, verify=False, scan_every=1, max_change=0)
+            naive_detector = naive.detector.cascade = HaarCascade(min_face=HAAR_WINDOW, scale_factor=1.1)
             extra = [(path.name, None, path) for path in args.video if open_source(path)]  # bad files fail now
             videos = [("1 face", 1, write_video(Path(folder) / "one.mp4", demo_frames(args.frames))),
                       ("3 faces", 3, write_video(Path(folder) / "three.mp4",
@@ -244,15 +267,14 @@ def main(argv=None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 1
         names = recognizer.class_names
-        naive_classify = predict_per_face(load_model(args.model)[0], len(names))
+        naive.scores = predict_per_face(load_model(args.model)[0], len(names))
         # First calls trace graphs, build predict functions and load BlazeFace: start-up, not the loop.
         for count in (1, 3):
-            naive_classify(np.zeros((count, 48, 48, 1), np.float32))
+            naive.scores(np.zeros((count, 48, 48, 1), np.float32))
         for live in (recognizer, other):
             live.detect(sample_face())
-        paths = {"shipped": recognizer, f"scan every {args.scan_every}": other}
+        paths = {"shipped": recognizer, f"scan every {args.scan_every}": other, "naive": naive}
         scans = {label: ScanCounter(live.detector.cascade) for label, live in paths.items()}
-        naive_scans = ScanCounter(naive_detector)
 
         haar = recognizer.detector.cascade
         command = command_line(argv)
@@ -264,18 +286,15 @@ def main(argv=None) -> int:
               f"(scale factor {haar.scale_factor}, min_neighbors {haar.min_neighbors}), the whole frame searched on 1 "
               f"frame in {recognizer.scan_every} and near the followed faces in between, verify={recognizer.detector.checks} "
               f"(BlazeFace checks each new face; timed as detection), one batched {recognizer.runtime} call per "
-              f"frame, crop margin {recognizer.margin}, FaceTracker update\n"
+              f"frame, crop margin {recognizer.margin}, max_change {recognizer.max_change}, FaceTracker update; the "
+              "frames read ahead and run through EmotionRecognizer.frames as test.py --no-display runs them\n"
               f"scan every {args.scan_every}: the same with scan_every={other.scan_every}\n"
               f"naive: full-size Haar (min_face={naive_detector.min_face}, scale factor {naive_detector.scale_factor}) "
               "+ model.predict per face, no BlazeFace check\n")
         detection = []
         for name, faces, path in videos:
             # All paths on one video before the next, so a change in background load hits them alike.
-            results = {label: run_loop(path, args.frames, live.find_faces, live.classifier.scores, names,
-                                       live.margin, scans[label], live.detector if live.detector.checks else None)
-                       for label, live in paths.items()}
-            results["naive"] = run_loop(path, args.frames, lambda frame, gray, tracker: naive_detector.detect(gray),
-                                        naive_classify, names, recognizer.margin, naive_scans)
+            results = {label: run_loop(live, path, args.frames, scans[label]) for label, live in paths.items()}
             table = speed_table({label: result[0] for label, result in results.items()})
             print(f"### {name}: {len(results['shipped'][1])} frames\n\n{table}\n")
             detection += [(name, faces, label, result[1], result[2]) for label, result in results.items()]
