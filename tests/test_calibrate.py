@@ -53,6 +53,15 @@ def test_at_full_strength_the_neutral_face_scores_the_target_and_remove_undoes_a
     np.testing.assert_allclose(calibration.remove(calibration.apply(rows)), rows, atol=1e-5)
 
 
+def test_a_class_the_neutral_face_never_scores_is_boosted_as_if_it_scored_the_floor():
+    never_surprised = np.float64([0.2, 0.2, 0.4, 0.2, 0.0])
+    shares = Calibration(CLASSES, never_surprised, alpha=1).apply(np.full(len(CLASSES), 0.2))
+    # At full strength each class is weighted by target / profile; the surprise row's profile counts as 0.01.
+    weights = np.array([0.125, 0.125, 0.5, 0.125, 0.125]) / np.maximum(never_surprised, 0.01)
+    np.testing.assert_allclose(shares, weights / weights.sum(), atol=1e-6)
+    assert np.all(np.isfinite(shares)) and shares[-1] < 0.9
+
+
 @pytest.mark.parametrize(("rows", "class_names", "alpha", "target"), [
     ([], CLASSES, 0.5, 0.5), ([[0.5, 0.5]], ("happy", "sad"), 0.5, 0.5),
     ([[0.2] * 5], CLASSES, -1, 0.5), ([[0.2] * 5], CLASSES, 0.5, 1.0)])

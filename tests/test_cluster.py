@@ -13,7 +13,15 @@ import matplotlib
 import pytest
 
 from benchmarks.common import local_cluster
-from tests.conftest import ROOT, assert_one_line_error, run_script, user_environment, write_video
+from tests.conftest import (
+    CLASSES,
+    ROOT,
+    assert_one_line_error,
+    run_script,
+    save_narrow_model,
+    user_environment,
+    write_video,
+)
 
 pytest.importorskip("distributed")
 
@@ -168,3 +176,52 @@ def test_cluster_needs_a_folder_of_videos_and_a_log_and_no_jobs(live, archive, c
                              (["--source", archive, "--log", "x.csv", "--jobs", 2], "leave out --jobs")]:
         assert live.main([*map(str, options), "--no-display", "--cluster", "tcp://127.0.0.1:1"]) == 2
         assert message in capsys.readouterr().err
+
+
+# --- the archive's resume rules, without a cluster ---------------------------------------------------------------
+
+
+def test_a_report_row_cut_off_mid_write_does_not_count_as_a_video_done(tmp_path):
+    from emotion.cluster import ArchiveReport
+    report = ArchiveReport(tmp_path / "logs", CLASSES)
+    report.keep([])  # as a run starts: the header
+    report.add(Path("a.mp4"), [])
+    report.add(Path("b.mp4"), [])
+    with open(report.path, "a") as file:
+        file.write("c.mp4,30,1")  # a run stopped while the row was being written
+    assert list(ArchiveReport(tmp_path / "logs", CLASSES).rows) == ["a.mp4", "b.mp4"]
+    assert ArchiveReport(tmp_path / "logs", ["happy", "sad"]).rows == {}, "another model's columns: nothing done"
+
+
+def test_a_video_log_is_put_in_place_only_after_its_report_row_and_a_log_without_its_row_is_not_done(
+        tmp_path, monkeypatch):
+    from emotion.cluster import ArchiveReport, VideoFaces, videos_to_do, write_video_log
+    video, log = Path("a.mp4"), tmp_path / "logs" / "a.jsonl"
+    answer = VideoFaces(list(CLASSES), 30.0, [[], []], None)
+    report = ArchiveReport(tmp_path / "logs", CLASSES)
+    report.keep([])
+
+    def cut_off(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(report, "add", cut_off)
+    with pytest.raises(KeyboardInterrupt):
+        write_video_log(answer, video, log, report)
+    assert not log.exists(), "a log in place means its row is in the report"
+    monkeypatch.undo()
+    write_video_log(answer, video, log, report)
+    assert log.is_file() and list(ArchiveReport(tmp_path / "logs", CLASSES).rows) == ["a.mp4"]
+    assert videos_to_do([video], {video: log}, ArchiveReport(tmp_path / "logs", CLASSES), False)[:2] == ([video], [])
+    report.path.unlink()  # the log stays, its row is gone: another run's log, refused as test.py refuses it
+    assert videos_to_do([video], {video: log}, ArchiveReport(tmp_path / "logs", CLASSES), False) == ([], [], [video])
+
+
+def test_a_worker_keeps_its_recognizer_until_the_model_is_retrained_in_place(tmp_path):
+    from emotion.cluster import RecognizerSettings, cached_recognizer
+    from emotion.constants import MAX_CHANGE, MIN_FACE, SCAN_EVERY
+    model = save_narrow_model(tmp_path / "m.h5")
+    settings = RecognizerSettings(str(model), None, MIN_FACE, "haar", False, SCAN_EVERY, MAX_CHANGE, True, "litert", ())
+    first = cached_recognizer(settings)
+    assert cached_recognizer(settings) is first
+    os.utime(model, ns=(model.stat().st_atime_ns, model.stat().st_mtime_ns + 10**9))  # written again
+    second = cached_recognizer(settings)
+    assert second is not first and cached_recognizer(settings) is second
