@@ -13,7 +13,6 @@ from pathlib import Path
 repo_root = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(repo_root))
 
-from benchmarks.common import benchmark_parser
 from emotion.console import load_quietly
 
 load_quietly()
@@ -21,18 +20,21 @@ load_quietly()
 import cv2
 import numpy as np
 
+from benchmarks.common import benchmark_parser
 from emotion.classify import crop_faces
 from emotion.data import DatasetError, load_image_folder
 from emotion.model import ModelFileError
 from emotion.recognizer import EmotionRecognizer
+from emotion.sources import Source
 
 FPS = 30.0
+FRAME_SIZE = (640, 480)
 
 
 def still_frames(face, count, noise, light, random):
     """A 48x48 face upscaled to 200 px, held still, under sensor noise and light flicker."""
     bordered = cv2.copyMakeBorder(face, 12, 12, 12, 12, cv2.BORDER_REPLICATE)  # Haar needs some context
-    frame = np.full((480, 640), 90, np.float32)
+    frame = np.full(FRAME_SIZE[::-1], 90, np.float32)
     frame[140:340, 220:420] = cv2.resize(bordered, (200, 200), interpolation=cv2.INTER_CUBIC)
     for _ in range(count):
         lit = frame * (1 + random.uniform(-light, light)) + random.normal(0, noise, frame.shape)
@@ -63,14 +65,16 @@ def main(argv=None):
     raw_changes = shown_changes = frames = 0
     for index in random.choice(len(data.labels), args.faces, replace=False):
         tracker, raw, shown = recognizer.tracker(), [], []
-        for frame in still_frames(data.images[index, :, :, 0], args.frames, args.noise, args.light, random):
-            # As the live loop runs: a face is shown only after a few detections in a row (and once
-            # BlazeFace agrees), so both labels are compared on the frames where it is shown.
-            faces = recognizer.process(frame, tracker)
+        stills = still_frames(data.images[index, :, :, 0], args.frames, args.noise, args.light, random)
+        source = Source("video", lambda _, stills=stills: ((None, still) for still in stills), FPS, FRAME_SIZE)
+        # As the live loop runs: a face is shown only after a few detections in a row (and once BlazeFace
+        # agrees), so both labels are compared on the frames where it is shown.
+        for frame in recognizer.frames(source, tracker):
+            faces = frame.faces
             if faces:
-                # The frame's own scores at the shown box: those process() smoothed, unless the face was
+                # The frame's own scores at the shown box: those the tracker smoothed, unless the face was
                 # missed in this frame and is held at its last box.
-                scores = recognizer.classifier.scores(crop_faces(frame, [faces[0].box], recognizer.margin))
+                scores = recognizer.classifier.scores(crop_faces(frame.image, [faces[0].box], recognizer.margin))
                 raw.append(int(scores[0].argmax()))
                 shown.append(faces[0].label)
         raw_changes, shown_changes, frames = raw_changes + changes(raw), shown_changes + changes(shown), frames + len(raw)

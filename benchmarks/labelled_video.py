@@ -33,15 +33,15 @@ from emotion.sources import SourceError, open_source
 
 
 def run_live_path(source, truth, recognizer, labels, margins):
-    """The live loop as shipped (EmotionRecognizer.process with a FaceTracker) on the video: the faces it shows
+    """The live loop as shipped (EmotionRecognizer.frames with a FaceTracker) on the video: the faces it shows
     that are on screen as (face index, frame number), shown faces on no face, frames decoded, shown labels
     that are right, and {margin: right per-frame labels of the shown faces, cropped at that margin}."""
     tracker = recognizer.tracker()
     found, wrong_boxes, decoded, shown_right = [], 0, 0, 0
     correct = dict.fromkeys(margins, 0)
     # One pass, frames never kept: 800 frames of 640x480 would hold 700 MB.
-    for (_, frame), faces in zip(source.frames(), truth):
-        shown = recognizer.process(frame, tracker)
+    for frame, faces in zip(recognizer.frames(source, tracker), truth):
+        frame, shown = frame.image, frame.faces
         pairs = common.match([face.box for face in shown], faces)
         wrong_boxes += len(shown) - len(pairs)
         found += [(index, decoded) for index, _ in pairs]

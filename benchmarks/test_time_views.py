@@ -17,13 +17,13 @@ from pathlib import Path
 repo_root = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(repo_root))
 
-from benchmarks.common import benchmark_parser
 from emotion.console import load_quietly
 
 load_quietly()
 
 import numpy as np
 
+from benchmarks.common import benchmark_parser
 from emotion.classify import SHIFT, EmotionClassifier, litert_from_keras
 from emotion.data import DatasetError, load_image_folder
 from emotion.model import ModelFileError, load_model
