@@ -359,7 +359,7 @@ def distilled_and_held_out(args, train, targets, teachers, folds):
                 raise SystemExit(f"error: --teacher {path} held out a fold of {fold['images']} training images, "
                                  f"not of these {len(train.labels)}: give the training images it was made with")
         try:
-            targets = teacher_targets(teachers, train.images, train.labels, len(args.classes), args.teacher_weight,
+            targets = teacher_targets(teachers, train.images, targets, len(args.classes), args.teacher_weight,
                                       folds)
         except ValueError as error:
             raise SystemExit(f"error: {error}") from None

@@ -59,9 +59,10 @@ def ensemble_answers(models, images):
     return np.mean([predict_scores(model, images, flip_average=True) for model in models], axis=0)
 
 
-def teacher_targets(teachers, images, labels, num_classes, teacher_weight, held_out=None):
-    """Training targets for distillation: each image's one-hot label blended with the mean of the teachers'
-    mirror-averaged answers on it.
+def teacher_targets(teachers, images, targets, num_classes, teacher_weight, held_out=None):
+    """Training targets for distillation: each image's own target blended with the mean of the teachers'
+    mirror-averaged answers on it. targets: the images' labels (n,), taken as one-hot, or their target rows
+    (n, num_classes) such as FER+'s vote shares, which are kept as they are.
 
     An ensemble's answers say more than a label: how sad a neutral face looks, and which labels FER2013's crowd
     got wrong. Taken once from the unaugmented images, so distilling costs no time per epoch.
@@ -81,7 +82,7 @@ def teacher_targets(teachers, images, labels, num_classes, teacher_weight, held_
         raise ValueError(f"{np.sum(answering == 0)} training images have no teacher: give a teacher for each "
                          "held-out fold, or one trained on all images")
     answers /= answering[:, None]
-    return ((1 - teacher_weight) * one_hot_targets(labels, num_classes) + teacher_weight * answers).astype(np.float32)
+    return ((1 - teacher_weight) * one_hot_targets(targets, num_classes) + teacher_weight * answers).astype(np.float32)
 
 
 def reestimate_batch_norm(model, images, batch_size=256):

@@ -47,6 +47,15 @@ def test_targets_blend_the_label_with_the_mean_of_the_teachers_mirror_averaged_a
     np.testing.assert_allclose(light, 0.8 * one_hot + 0.2 * answers, atol=1e-6)
 
 
+def test_vote_shares_are_blended_with_the_teachers_answers_as_they_are(faces_and_mirrors):
+    images, labels = faces_and_mirrors
+    teacher = lopsided_teacher(1)
+    votes = np.random.default_rng(0).dirichlet(np.ones(5), len(images)).astype(np.float32)
+    answers = (teacher_targets([teacher], images, labels, 5, 0.5) - 0.5 * np.eye(5)[labels]) / 0.5
+    np.testing.assert_allclose(teacher_targets([teacher], images, votes, 5, 0.3), 0.7 * votes + 0.3 * answers,
+                               atol=1e-6)
+
+
 def test_the_true_class_keeps_the_largest_target_even_against_a_sure_teacher(faces_and_mirrors):
     images, labels = faces_and_mirrors
     sure = lopsided_teacher(3)
