@@ -80,7 +80,8 @@ def test_help_groups_and_lines_are_the_readme_s(script, monkeypatch):
     formatter = parser._get_formatter()
     groups = []
     for group in parser._action_groups:
-        actions = [action for action in group._group_actions if action.option_strings != ["-h", "--help"]]
+        actions = [action for action in group._group_actions  # --help shows neither -h nor an old name kept
+                   if action.option_strings != ["-h", "--help"] and action.help != argparse.SUPPRESS]
         if actions:
             groups.append((group.title, {action.option_strings[0]: formatter._expand_help(action)
                                          for action in actions}))
