@@ -4,7 +4,8 @@
     python benchmarks/ensemble.py --model A.h5 --model B.h5 --train-sample 3000
     python benchmarks/ensemble.py --model runs/fold1/Emotion_little_vgg.h5 --train-sample 6000
 
-Every model is mirror-averaged, as the teachers' answers are; the ensemble is the mean of their answers, what
+The test faces are scored by FER+'s majority label (--votes), as compare_fer.py scores them; every model is
+mirror-averaged, as the teachers' answers are; the ensemble is the mean of their answers, what
 `--teacher A --teacher B` blends into the training targets. --train-sample also scores that ensemble on a random
 sample of the training images: answers that merely repeat the labels there teach a student nothing new. A model
 trained with --hold-out is also scored apart on the sampled images of its held-out fold, which it never saw, and
@@ -24,7 +25,7 @@ load_quietly()
 import numpy as np
 
 from benchmarks.common import benchmark_parser
-from emotion.data import DatasetError, fold_mask, load_image_folder
+from emotion.data import DatasetError, fold_mask, load_folder_by_votes, load_image_folder
 from emotion.model import ModelFileError, load_model, read_held_out
 from emotion.report import classification_metrics
 from emotion.train import ensemble_answers
@@ -37,6 +38,9 @@ def main():
     parser.add_argument("--model", type=Path, action="append", required=True,
                         help="a trained .h5 (repeat it; all must share their classes)")
     parser.add_argument("--data-dir", type=Path, default=FER2013 / "test", help="faces scored, as <class>/*.jpg")
+    parser.add_argument("--votes", default=repo_root.parent / "shared" / "ferplus" / "test.csv",
+                        help="FER+ votes of --data-dir's faces, scored against FER+'s majority label; 'none': the "
+                        "folder labels")
     parser.add_argument("--train-dir", type=Path, default=FER2013 / "train", help="the images the models trained on")
     parser.add_argument("--train-sample", type=int, default=0, help="also score this many random training images")
     args = parser.parse_args()
@@ -45,12 +49,15 @@ def main():
         class_names = models[0][1]
         if any(names != class_names for _, names in models):
             raise SystemExit("error: the models were trained on different classes")
-        test = load_image_folder(args.data_dir, class_names)
+        test = (load_image_folder(args.data_dir, class_names) if str(args.votes) == "none"
+                else load_folder_by_votes(args.data_dir, args.votes, class_names))
         train = load_image_folder(args.train_dir, class_names) if args.train_sample else None
     except (ModelFileError, DatasetError) as error:
         raise SystemExit(f"error: {error}") from None
 
-    print(f"command: python {shlex.join(sys.argv)}\n{len(test.labels)} faces from {args.data_dir.resolve()}\n")
+    labelled = "their folder labels" if str(args.votes) == "none" else f"FER+'s majority label ({args.votes})"
+    print(f"command: python {shlex.join(sys.argv)}\n{len(test.labels)} faces from {args.data_dir.resolve()}, "
+          f"scored by {labelled}\n")
     print("| model (mirror-averaged) | accuracy | " + " | ".join(f"recall {name}" for name in class_names) + " |")
     print("|---|---:|" + "---:|" * len(class_names))
     answers = []  # each model's own answers, averaged below: the ensemble without scoring every model twice
