@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from emotion.boxes import box_overlap, nested
+from emotion.boxes import box_overlap, nested, unframed
 from emotion.track import FaceTracker, make_faces
 
 NAMES = ["angry", "happy", "neutral", "sad", "surprise"]
@@ -267,3 +267,10 @@ def test_an_unconfirmed_face_has_no_known_scores():
     crop = np.zeros((48, 48, 1), np.float32)
     tracker.update([(10, 10, 50, 50)], np.full((1, 5), 0.2, np.float32), crops=[crop])
     assert tracker.known_scores([(10, 10, 50, 50)], [crop], 0.9) == [None]
+
+
+def test_a_box_of_an_enlarged_padded_copy_maps_back_to_the_image_s_own_whole_pixels_clipped_to_it():
+    # Found in a copy twice the size with 10 pixels of border on each side.
+    back = unframed(np.array([[30, 50, 42, 60], [190, 0, 60, 60]]), 2, 10, (100, 110, 3))
+    assert [tuple(map(int, box)) for box in back] == [(10, 20, 21, 30), (90, 0, 20, 25)]  # the second clipped
+    assert all(np.asarray(box).dtype.kind == "i" for box in back)
