@@ -78,7 +78,8 @@ class ScanCounter:
 
 
 class StageClock:
-    """Seconds spent in each stage of the current frame: timed(stage, function) is function, timed."""
+    """Seconds spent in each stage of the current frame, and when each stage was first entered in it (calls):
+    timed(stage, function) is function, timed; on_call sees its arguments first."""
 
     def __init__(self):
         self.seconds, self.calls = {}, {}
