@@ -17,8 +17,8 @@ import cv2
 
 from .calibrate import HOLD_S
 
-QUIT, PAUSE, SAVE, SCORES, CALIBRATE = "quit", "pause", "save", "scores", "calibrate"
-ACTIONS = {ord("q"): QUIT, 27: QUIT, ord(" "): PAUSE, ord("s"): SAVE, ord("b"): SCORES,  # 27: Esc
+QUIT, PAUSE, SAVE, BARS, CALIBRATE = "quit", "pause", "save", "bars", "calibrate"
+ACTIONS = {ord("q"): QUIT, 27: QUIT, ord(" "): PAUSE, ord("s"): SAVE, ord("b"): BARS,  # 27: Esc
            ord("c"): CALIBRATE}
 TITLE = "Emotion recognition - q/Esc quit, space pause, s save frame, b score bars, c calibrate neutral face"
 # How often a paused frame or an image looks for keys, and for its window being closed.
@@ -30,7 +30,7 @@ class WindowError(RuntimeError):
 
 
 def handle_key(key):
-    """The action (QUIT, PAUSE, SAVE, SCORES, CALIBRATE) of a cv2.waitKey code; None for no key (-1) or another key."""
+    """The action (QUIT, PAUSE, SAVE, BARS, CALIBRATE) of a cv2.waitKey code; None for no key (-1) or another key."""
     # Some backends add modifier flags (Num Lock) above the low byte.
     return ACTIONS.get(key & 0xFF) if key >= 0 else None
 
@@ -97,7 +97,7 @@ class Player:
                 return self.image
             if action == SAVE:
                 self.save()
-            elif action == SCORES:
+            elif action == BARS:
                 self.bars = not self.bars
                 self._display(draw(frame.copy(), bars=self.bars))
             elif action == CALIBRATE:

@@ -12,14 +12,14 @@ from emotion import window
 from emotion.draw import BAR_GAP, BAR_LENGTH, draw_scores, label_colour
 from emotion.sources import Source, sample_face
 from emotion.track import Face, FaceTracker
-from emotion.window import CALIBRATE, PAUSE, QUIT, SAVE, SCORES, Player, calibrate_largest_face, handle_key, wait_s
+from emotion.window import BARS, CALIBRATE, PAUSE, QUIT, SAVE, Player, calibrate_largest_face, handle_key, wait_s
 from tests.conftest import FakeScreen, run_script
 
 NAMES = ["sad", "happy", "angry"]  # not alphabetical: colours follow the model's own class order
 
 
 @pytest.mark.parametrize(("key", "action"), [
-    (ord("q"), QUIT), (27, QUIT), (ord(" "), PAUSE), (ord("s"), SAVE), (ord("b"), SCORES), (ord("c"), CALIBRATE),
+    (ord("q"), QUIT), (27, QUIT), (ord(" "), PAUSE), (ord("s"), SAVE), (ord("b"), BARS), (ord("c"), CALIBRATE),
     (0x100000 | ord("q"), QUIT),  # q with Num Lock on, as GTK reports it
     (-1, None), (ord("x"), None)])
 def test_each_key_has_its_action(key, action):
