@@ -39,10 +39,12 @@ WHEELS = ("keras", "namex", "optree", "platformdirs")
 WHEEL_PLATFORM = ["--python-version", "3.12", "--implementation", "cp", "--only-binary=:all:",
                   "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
                   "--platform", "manylinux2014_x86_64"]
-CARRY_LIMIT = 64 * 2**20
+CARRY_LIMIT = 64 * 2**20  # what travels to the GPU machine: the project's files and the pack together
+# At most 8 files come back from a GPU machine: the student, its report, the log of every run, and the teachers.
+MOST_TEACHERS = 5
 PROBE_FACES = 300  # per class, in the two epochs that time a run before the real ones
 IMAGES_PER_S = 2  # column of training.py's <model>.log.csv
-COMPILE_S = 45  # a run's start before its first step: reading the faces, compiling the step  # what travels to the GPU machine: the project's files and the pack together
+COMPILE_S = 45  # a run's start before its first step: reading the faces, compiling the step
 
 
 def parse_args(argv=None):
@@ -54,15 +56,21 @@ def parse_args(argv=None):
     pack.add_argument("--ferplus", default=SHARED / "ferplus", type=Path, help="FER+'s train.csv and test.csv")
     train = steps.add_parser("train", help="there: the teachers, then the student")
     train.add_argument("--out", required=True, type=Path, help="where the models and their reports go")
-    train.add_argument("--teachers", default=4, type=int, help="models trained side by side from different seeds")
-    train.add_argument("--epochs", default=45, type=int, help="epochs of each teacher and of the student")
+    train.add_argument("--teachers", default=4, type=int,
+                       help=f"models trained side by side from different seeds, 1 to {MOST_TEACHERS}")
+    train.add_argument("--epochs", default=45, type=int,
+                       help="epochs of each teacher and of the student, fewer where the deadline needs")
     train.add_argument("--teacher-minutes", default=4.0, type=float,
                        help="the teachers' deadline; their epochs are cut to fit it, at most --epochs")
     train.add_argument("--student-minutes", default=3.0, type=float, help="the student's deadline")
     train.add_argument("--work", default=Path(tempfile.gettempdir()) / "ensemble", type=Path,
                        help="where the faces are unpacked and the wheels installed")
     train.add_argument("options", nargs="*", help="more training.py options for every run, after --")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.step == "train" and not 1 <= args.teachers <= MOST_TEACHERS:
+        raise SystemExit(f"error: --teachers must be 1 to {MOST_TEACHERS}, not {args.teachers}: at most 8 files come "
+                         "back from a GPU machine")
+    return args
 
 
 def pack_faces(fer2013, ferplus, pack):
@@ -201,7 +209,6 @@ def train(args):
         # Alone on the GPU, the student runs faster than each teacher did: the same epochs fit in less time.
         taught = [item for teacher in done for item in ("--teacher", teacher)]
         run_all(training(student, [*data, "--epochs", epochs, *taught]), args.student_minutes, env)
-    # At most 8 files come back from a GPU machine: the models, the student's report and one log of every run.
     with (args.out / "ensemble.log").open("w") as log:
         for run in [*teachers, student]:
             text = run.with_suffix(".txt").read_text() if run.with_suffix(".txt").exists() else "(not run)\n"

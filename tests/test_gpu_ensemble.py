@@ -70,6 +70,12 @@ def test_pack_without_jpegtran_or_without_the_faces_is_one_line(tmp_path):
         assert_one_line_error(result, f"{tmp_path / 'none' / 'train'} not found", code=1)
 
 
+def test_more_teachers_than_can_come_back_is_one_line(tmp_path):
+    result = run_script(ROOT / "gpu" / "ensemble.py", "train", "--out", tmp_path, "--teachers", 6)
+    assert_one_line_error(result, "--teachers must be 1 to 5, not 6", code=1)
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_run_past_its_deadline_is_stopped_as_ctrl_c_stops_it_and_one_that_ignores_that_is_killed(tmp_path):
     # A stand-in for training.py: saves and exits 0 on Ctrl-C, as training.py does; and one that ignores it.
     obeys = "import signal, time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    print('saved')\n"
