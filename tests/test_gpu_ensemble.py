@@ -101,6 +101,15 @@ def test_the_teachers_epochs_fit_their_deadline_with_room_for_validation_and_the
     assert ensemble.fitting_epochs(28_000, 10, 5, 45) == 1  # a slow machine still trains an epoch (and is stopped)
 
 
+def test_the_log_that_comes_back_keeps_each_progress_bar_s_last_state_alone(tmp_path):
+    log = tmp_path / "run.txt"
+    log.write_bytes(b"Epoch 1/45\n\r 1/430 loss: 2.0\b\b\b\r430/430 loss: 1.5 - val_accuracy: 0.42\n"
+                    b"re-estimating: 0%\r re-estimating: 100%\r\nsaved m.h5\n")
+    assert ensemble.as_shown(log) == "Epoch 1/45\n430/430 loss: 1.5 - val_accuracy: 0.42\n re-estimating: 100%\n" \
+                                     "saved m.h5\n"
+    assert ensemble.as_shown(tmp_path / "never.txt") == "(not run)\n"
+
+
 @needs_jpegtran
 def test_train_makes_teachers_from_seeds_and_a_student_that_learns_their_answers(tmp_path):
     fer2013, ferplus = write_fer2013(tmp_path)
