@@ -138,8 +138,10 @@ def install(pack, work):
 def run_all(commands, minutes, env):
     """Runs the {log file: command} at once from the project's folder; those still going after `minutes` get SIGINT
     (training.py then saves its best epoch so far: see finished). Their exit codes."""
-    processes = [subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-                 for log, command in commands.items()]
+    processes = []
+    for log, command in commands.items():
+        with log.open("w") as output:  # the run writes to its own copy of the file
+            processes.append(subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT))
     deadline = time.monotonic() + 60 * minutes
     while any(process.poll() is None for process in processes) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -173,10 +175,10 @@ def fitting_epochs(faces, images_per_s, minutes, most):
 def timed_rate(data, seeds, work, env):
     """Images/s of each of len(seeds) runs side by side, timed on the second of two short epochs (the first also
     compiles) of each run at once: the slowest run's."""
-    # --max-per-class first, so that the options' own (a quick trial's) wins.
     probes = [work / f"probe{seed}.h5" for seed in seeds]
     commands = {}
     for seed, probe in zip(seeds, probes):
+        # --max-per-class first, so that the options' own (a quick trial's) wins.
         commands.update(training(probe, ["--max-per-class", PROBE_FACES, *data, "--epochs", 2, "--seed", seed]))
     run_all(commands, 1.5, env)
     logs = [probe.with_suffix(".log.csv") for probe in probes if probe.with_suffix(".log.csv").exists()]
@@ -208,17 +210,22 @@ def train(args):
         archive.extractall(faces, filter="data")
     data = ["--train-dir", faces / "train", "--val-dir", faces / "test", "--votes", faces / "train.csv",
             "--val-votes", faces / "test.csv", *args.options]
+    # Every model of this command is new: one left by an earlier command would pass for a teacher, and its
+    # backup would stop training.py.
+    runs = args.work / "runs"
+    shutil.rmtree(runs, ignore_errors=True)
+    runs.mkdir()
     seeds = range(1, args.teachers + 1)
-    rate = timed_rate(data, seeds, args.work, env)
+    rate = timed_rate(data, seeds, runs, env)
     epochs = fitting_epochs(sum(1 for _ in (faces / "train").glob("*/*")), rate, args.teacher_minutes, args.epochs)
     print(f"{len(seeds)} runs at once, {rate:.0f} images/s each: {epochs} epochs", flush=True)
-    teachers = [args.work / f"teacher{seed}.h5" for seed in seeds]
+    teachers = [runs / f"teacher{seed}.h5" for seed in seeds]
     commands = {}
     for seed, teacher in zip(seeds, teachers):
         commands.update(training(teacher, [*data, "--epochs", epochs, "--seed", seed]))
     codes = run_all(commands, args.teacher_minutes, env)
     done = [teacher for teacher in teachers if teacher.exists()]
-    student = args.work / "student.h5"
+    student = runs / "student.h5"
     if done:
         # Alone on the GPU, the student runs faster than each teacher did: the same epochs fit in less time.
         taught = [item for teacher in done for item in ("--teacher", teacher)]
