@@ -1,7 +1,8 @@
-"""What the tests share, all made here: synthetic face folders and Kaggle CSVs, narrow and one-epoch models, a
-generated video, a face photo, fakes of a camera, a screen and a full disk, the scripts run in this process, and the
-README's option tables read."""
+"""What the tests share, all made here: synthetic face folders, Kaggle CSVs and FER+ votes files, narrow and one-epoch
+models, a generated video, a face photo, fakes of a camera, a screen and a full disk, the scripts run in this process,
+and the README's option tables read."""
 import contextlib
+import csv
 import errno
 import importlib.util
 import os
@@ -16,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
+from emotion.data import FERPLUS_VOTE_COLUMNS
 from emotion.model import build_little_vgg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,6 +116,15 @@ def write_fer_csv(path, rows):
     with open(path, "w", newline="") as file:
         file.write("emotion,pixels,Usage\n")
         file.writelines(f"{emotion},{pixels},{usage}\n" for emotion, pixels, usage in rows)
+    return path
+
+
+def write_votes(path, rows):
+    """A votes CSV in ../shared/ferplus's layout from (class folder, file, counts) rows."""
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["file", "class", "row", *FERPLUS_VOTE_COLUMNS])
+        writer.writerows([name, folder, row, *counts] for row, (folder, name, counts) in enumerate(rows))
     return path
 
 

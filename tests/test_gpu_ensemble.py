@@ -1,6 +1,5 @@
 """gpu/ensemble.py: the faces packed for a GPU machine without a pixel changed, its runs stopped at their deadlines,
 the epochs fitted to them, and the whole train step (teachers, then the student) on this CPU with Keras on JAX."""
-import csv
 import importlib.util
 import subprocess
 import sys
@@ -11,7 +10,15 @@ import numpy as np
 import pytest
 
 from emotion.data import FERPLUS_VOTE_COLUMNS
-from tests.conftest import CLASSES, ROOT, assert_one_line_error, pattern_image, run_script, user_environment
+from tests.conftest import (
+    CLASSES,
+    ROOT,
+    assert_one_line_error,
+    pattern_image,
+    run_script,
+    user_environment,
+    write_votes,
+)
 
 
 def load_ensemble():
@@ -29,6 +36,7 @@ needs_jpegtran = pytest.mark.skipif(ensemble.shutil.which("jpegtran") is None,
 
 def write_fer2013(root, per_class=4):
     """root/fer2013/{train,test}/<class>/<n>.jpg and root/ferplus/{train,test}.csv, every face voted for its folder."""
+    (root / "ferplus").mkdir()
     for split_number, split in enumerate(("train", "test")):
         rows = []
         for label, name in enumerate(CLASSES):
@@ -36,11 +44,9 @@ def write_fer2013(root, per_class=4):
             for index in range(per_class):
                 image = pattern_image(label, 100 * split_number + 10 * label + index)
                 cv2.imwrite(str(root / "fer2013" / split / name / f"{index}.jpg"), image)
-                votes = dict.fromkeys(FERPLUS_VOTE_COLUMNS, 0) | {VOTE_COLUMN[name]: 10}
-                rows.append([f"{index}.jpg", name, len(rows), *votes.values()])
-        (root / "ferplus").mkdir(exist_ok=True)
-        with open(root / "ferplus" / f"{split}.csv", "w", newline="") as file:
-            csv.writer(file).writerows([["file", "class", "row", *FERPLUS_VOTE_COLUMNS], *rows])
+                votes = [10 * (column == VOTE_COLUMN[name]) for column in FERPLUS_VOTE_COLUMNS]
+                rows.append((name, f"{index}.jpg", votes))
+        write_votes(root / "ferplus" / f"{split}.csv", rows)
     return root / "fer2013", root / "ferplus"
 
 

@@ -21,22 +21,21 @@ from emotion.data import (
     vote_targets,
     votes_of_files,
 )
-from tests.conftest import CLASSES, load_script, narrow_network, pixels_of, write_classes, write_fer_csv
+from tests.conftest import (
+    CLASSES,
+    load_script,
+    narrow_network,
+    pixels_of,
+    write_classes,
+    write_fer_csv,
+    write_votes,
+)
 
 
 def votes(**counts):
     """FER+'s ten vote counts, in its column order, from keyword counts (anger=7, NF=3, ...)."""
     assert set(counts) <= set(FERPLUS_VOTE_COLUMNS)
     return np.array([counts.get(column, 0) for column in FERPLUS_VOTE_COLUMNS])
-
-
-def write_votes(path, rows):
-    """A votes CSV in ../shared/ferplus's layout from (class folder, file, counts) rows."""
-    with open(path, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["file", "class", "row", *FERPLUS_VOTE_COLUMNS])
-        writer.writerows([name, folder, row, *counts] for row, (folder, name, counts) in enumerate(rows))
-    return path
 
 
 def test_targets_are_each_class_s_share_of_the_votes_after_single_votes_are_dropped():
