@@ -35,7 +35,8 @@ PACK = REPO / "runs" / "gpu"  # runs/ is ignored by git: nothing packed here is 
 SHARED = REPO.parent / "shared"
 # What training.py needs that the GPU machines' image lacks (docs/training.md, "On a lent GPU"); the image has
 # numpy, h5py, opencv-python-headless, matplotlib, tqdm and JAX, and Python 3.12.
-WHEELS = ("keras", "namex", "optree", "platformdirs")
+# Keras too, at this machine's version (download_wheels).
+WHEELS = ("namex", "optree", "platformdirs")
 WHEEL_PLATFORM = ["--python-version", "3.12", "--implementation", "cp", "--only-binary=:all:",
                   "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
                   "--platform", "manylinux2014_x86_64"]
@@ -102,12 +103,12 @@ def pack_faces(fer2013, ferplus, pack):
 
 
 def download_wheels(pack):
-    """pack/wheels/: WHEELS for the GPU machine's Python, Keras at this machine's version so that the models it
-    saves load here as they were saved."""
+    """pack/wheels/: Keras and WHEELS for the GPU machine's Python, Keras at this machine's version so that the models
+    it saves load here as they were saved."""
     import keras
     shutil.rmtree(pack / "wheels", ignore_errors=True)
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", *WHEEL_PLATFORM, "-d",
-                    str(pack / "wheels"), f"keras=={keras.__version__}", *WHEELS[1:]], check=True)
+                    str(pack / "wheels"), f"keras=={keras.__version__}", *WHEELS], check=True)
 
 
 def pack_all(args):
