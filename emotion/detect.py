@@ -213,9 +213,12 @@ class HaarDetector:
 
     def __init__(self, cascade=None, min_face=MIN_FACE, verify=True):
         self.cascade = HaarCascade(cascade, min_face=min_face)
-        self.min_face = min_face
         self.blazeface = BlazeFace() if verify else None
         self.checks = verify
+
+    @property
+    def min_face(self):
+        return self.cascade.min_face
 
     def find(self, image, gray):
         return self.cascade.detect(gray)

@@ -13,6 +13,7 @@ training.py, which keeps the best epoch so far. --out gets the student, its repo
 `python benchmarks/ensemble.py --model T1 --model T2 …` scores the teachers' ensemble and
 `python benchmarks/compare_fer.py --model STUDENT` the student as test.py reads a photo.
 """
+import csv
 import os
 import shutil
 import signal
@@ -23,8 +24,6 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -44,7 +43,6 @@ CARRY_LIMIT = 64 * 2**20  # what travels to the GPU machine: the project's files
 # At most 8 files come back from a GPU machine: the student, its report, the log of every run, and the teachers.
 MOST_TEACHERS = 5
 PROBE_FACES = 300  # per class, in the two epochs that time a run before the real ones
-IMAGES_PER_S = 2  # column of training.py's <model>.log.csv
 COMPILE_S = 45  # a run's start before its first step: reading the faces, compiling the step
 
 
@@ -114,8 +112,10 @@ def download_wheels(pack):
 def pack_all(args):
     faces = pack_faces(args.fer2013, args.ferplus, args.pack)
     download_wheels(args.pack)
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
-    size = sum((REPO / name).stat().st_size for name in tracked.decode().split("\0") if (REPO / name).is_file())
+    # What travels with the working tree: tracked files and the untracked ones git does not ignore.
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, check=True).stdout
+    size = sum((REPO / name).stat().st_size for name in set(listed.decode().split("\0")) if (REPO / name).is_file())
     size += sum(path.stat().st_size for path in args.pack.rglob("*") if path.is_file())
     print(f"{args.pack}: {faces} faces and the wheels; with the project {size / 2**20:.1f} MiB of the "
           f"{CARRY_LIMIT // 2**20} that may travel")
@@ -166,6 +166,15 @@ def training(model, options):
     return {model.with_suffix(".txt"): [sys.executable, "training.py", *map(str, options), "--model-out", str(model)]}
 
 
+def seeded_runs(folder, name, seeds, options):
+    """(models, {log file: command}) of one training.py run with options per seed, saving folder/<name><seed>.h5."""
+    models = [folder / f"{name}{seed}.h5" for seed in seeds]
+    commands = {}
+    for seed, model in zip(seeds, models):
+        commands.update(training(model, [*options, "--seed", seed]))
+    return models, commands
+
+
 def fitting_epochs(faces, images_per_s, minutes, most):
     """Epochs of `faces` training faces that a run at images_per_s finishes within `minutes`, at least 1 and at most
     `most`: a sixth more for each epoch's validation, and COMPILE_S for the run's start."""
@@ -176,16 +185,24 @@ def fitting_epochs(faces, images_per_s, minutes, most):
 def timed_rate(data, seeds, work, env):
     """Images/s of each of len(seeds) runs side by side, timed on the second of two short epochs (the first also
     compiles) of each run at once: the slowest run's."""
-    probes = [work / f"probe{seed}.h5" for seed in seeds]
-    commands = {}
-    for seed, probe in zip(seeds, probes):
-        # --max-per-class first, so that the options' own (a quick trial's) wins.
-        commands.update(training(probe, ["--max-per-class", PROBE_FACES, *data, "--epochs", 2, "--seed", seed]))
+    # --max-per-class first, so that the options' own (a quick trial's) wins.
+    probes, commands = seeded_runs(work, "probe", seeds, ["--max-per-class", PROBE_FACES, *data, "--epochs", 2])
     run_all(commands, 1.5, env)
-    logs = [probe.with_suffix(".log.csv") for probe in probes if probe.with_suffix(".log.csv").exists()]
-    if not logs:
-        raise SystemExit(f"error: the timing runs failed: see {probes[0].with_suffix('.txt')}")
-    return min(np.loadtxt(log, delimiter=",", skiprows=1, ndmin=1, usecols=IMAGES_PER_S)[-1] for log in logs)
+    rates = [rate for rate in map(last_rate, probes) if rate is not None]
+    if not rates:
+        raise SystemExit(f"error: the timing runs logged no epoch: see {probes[0].with_suffix('.txt')}")
+    return min(rates)
+
+
+def last_rate(model):
+    """Images/s of the last epoch in the log of the run that saves model, or None where it logged none (it failed,
+    or was stopped within its first epoch)."""
+    log = model.with_suffix(".log.csv")
+    if not log.exists():
+        return None
+    with log.open(newline="") as file:
+        epochs = list(csv.DictReader(file))
+    return float(epochs[-1]["images_per_s"]) if epochs else None
 
 
 def as_shown(log):
@@ -220,10 +237,7 @@ def train(args):
     rate = timed_rate(data, seeds, runs, env)
     epochs = fitting_epochs(sum(1 for _ in (faces / "train").glob("*/*")), rate, args.teacher_minutes, args.epochs)
     print(f"{len(seeds)} runs at once, {rate:.0f} images/s each: {epochs} epochs", flush=True)
-    teachers = [runs / f"teacher{seed}.h5" for seed in seeds]
-    commands = {}
-    for seed, teacher in zip(seeds, teachers):
-        commands.update(training(teacher, [*data, "--epochs", epochs, "--seed", seed]))
+    teachers, commands = seeded_runs(runs, "teacher", seeds, [*data, "--epochs", epochs])
     codes = run_all(commands, args.teacher_minutes, env)
     done = [teacher for teacher in teachers if teacher.exists()]
     student = runs / "student.h5"

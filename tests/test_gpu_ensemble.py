@@ -107,6 +107,16 @@ def test_the_teachers_epochs_fit_their_deadline_with_room_for_validation_and_the
     assert ensemble.fitting_epochs(28_000, 10, 5, 45) == 1  # a slow machine still trains an epoch (and is stopped)
 
 
+def test_a_timing_run_stopped_within_its_first_epoch_gives_no_rate_and_the_others_still_count(tmp_path):
+    # training.py writes the log's header when it starts and a row when an epoch ends; a probe stopped at its deadline
+    # on a busy machine may leave the header alone.
+    header = "epoch,accuracy,images_per_s,input_share,learning_rate,loss,val_accuracy,val_loss\n"
+    (tmp_path / "probe1.log.csv").write_text(header)
+    (tmp_path / "probe2.log.csv").write_text(header + "0,0.3,52.5,0.01,0.002,1.7,0.4,1.5\n"
+                                             "1,0.5,140.0,0.01,0.001,1.2,0.6,1.0\n")
+    probes = [tmp_path / f"probe{seed}.h5" for seed in (1, 2, 3)]  # the third never started
+    assert [ensemble.last_rate(probe) for probe in probes] == [None, 140.0, None]
+
 def test_the_log_that_comes_back_keeps_each_progress_bar_s_last_state_alone(tmp_path):
     log = tmp_path / "run.txt"
     log.write_bytes(b"Epoch 1/45\n\r 1/430 loss: 2.0\b\b\b\r430/430 loss: 1.5 - val_accuracy: 0.42\n"
