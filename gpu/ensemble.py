@@ -184,7 +184,7 @@ def fitting_epochs(faces, images_per_s, minutes, most):
 
 def timed_rate(data, seeds, work, env):
     """Images/s of each of len(seeds) runs side by side, timed on the second of two short epochs (the first also
-    compiles) of each run at once: the slowest run's."""
+    compiles; it alone counts for a run stopped before the second) of each run at once: the slowest run's."""
     # --max-per-class first, so that the options' own (a quick trial's) wins.
     probes, commands = seeded_runs(work, "probe", seeds, ["--max-per-class", PROBE_FACES, *data, "--epochs", 2])
     run_all(commands, 1.5, env)
